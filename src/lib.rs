@@ -1,0 +1,6 @@
+//! wharf: one binary to put a web app on a server.
+//!
+//! See ARCHITECTURE.md for the path of a request and of a reload.
+
+pub mod config;
+pub mod body;

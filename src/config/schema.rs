@@ -1,0 +1,202 @@
+//! The typed configuration: what `wharf.toml` means once it has been read,
+//! interpolated and checked.
+//!
+//! These types are plain data. They are built by `config::load` (which owns
+//! parsing, `${...}` interpolation and file:line:column errors) and consumed
+//! once per reload by `runtime::Snapshot::build`, which turns them into the
+//! immutable routing tables the request path reads. Later features add
+//! sections (`[tls]`, `[app.*]`) and keys here; every default lives in
+//! `defaults` below and is written down in docs/config.md.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+/// Every default in one place; docs/config.md repeats these values.
+pub mod defaults {
+    use std::time::Duration;
+
+    pub const LISTEN: &str = "0.0.0.0:${PORT:-8080}";
+    pub const ADMIN: &str = "127.0.0.1:9180";
+    pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const MAX_HEADER_SIZE: u64 = 64 * 1024;
+    pub const MAX_BODY_SIZE: u64 = 10 * 1024 * 1024;
+    pub const LOG_LEVEL: &str = "info";
+    pub const REDIRECT_STATUS: u16 = 308;
+    pub const RESPOND_STATUS: u16 = 200;
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+    pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const CORS_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// Where the configuration came from (a file path, or `<embedded demo>`).
+    #[serde(skip)]
+    pub source: String,
+    /// Values that came from `${file:...}`; `wharf check --print` redacts them.
+    #[serde(skip)]
+    pub secrets: Vec<String>,
+    pub server: Server,
+    pub log: Log,
+    #[serde(rename = "site")]
+    pub sites: Vec<Site>,
+    #[serde(rename = "upstream")]
+    pub upstreams: BTreeMap<String, Upstream>,
+}
+
+/// `[server]`: listeners, limits and timeouts that apply to every request.
+#[derive(Debug, Clone, Serialize)]
+pub struct Server {
+    pub listen: Vec<SocketAddr>,
+    /// `None` when `admin = "off"`.
+    pub admin: Option<SocketAddr>,
+    pub trusted_proxies: Vec<IpNet>,
+    #[serde(with = "humantime_serde_compat")]
+    pub shutdown_timeout: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub header_timeout: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub idle_timeout: Duration,
+    pub max_header_size: u64,
+    pub max_body_size: u64,
+}
+
+/// `[log]`: wharf's own log and the access log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Log {
+    pub format: LogFormat,
+    pub access: AccessLog,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// Where access log lines go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLog {
+    Stdout,
+    Stderr,
+    Off,
+    File(PathBuf),
+}
+
+/// `[[site]]`: a set of host names and the routes that serve them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Site {
+    pub hosts: Vec<HostPattern>,
+    #[serde(rename = "route")]
+    pub routes: Vec<Route>,
+    pub cors: Option<Cors>,
+}
+
+/// One entry of `hosts`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub enum HostPattern {
+    /// `"*"` or `hosts` omitted.
+    Any,
+    /// `"example.com"`, lowercased.
+    Exact(String),
+    /// `"*.example.com"`, stored as the suffix `".example.com"`, lowercased.
+    Wildcard(String),
+}
+
+/// `[[site.route]]`: a path prefix and what to do with requests under it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Route {
+    /// Path prefix, always starting with `/`.
+    pub path: String,
+    pub action: Action,
+}
+
+/// What a route does. Exactly one of `upstream`, `static`, `redirect`,
+/// `respond` is set in the file.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Proxy {
+        upstream: String,
+    },
+    Static {
+        /// Absolute (relative paths are resolved against the config file's directory).
+        root: PathBuf,
+        spa: bool,
+    },
+    Redirect {
+        to: String,
+        status: u16,
+    },
+    Respond {
+        status: u16,
+        body: String,
+        content_type: String,
+    },
+}
+
+/// `[site.cors]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cors {
+    /// Exact origins, or a single `"*"`.
+    pub origins: Vec<String>,
+    pub methods: Vec<String>,
+    pub headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    pub credentials: bool,
+    #[serde(with = "humantime_serde_compat::option")]
+    pub max_age: Option<Duration>,
+}
+
+/// `[upstream.NAME]`: a pool of backend servers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Upstream {
+    pub servers: Vec<UpstreamServer>,
+    #[serde(with = "humantime_serde_compat")]
+    pub connect_timeout: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub response_timeout: Duration,
+}
+
+/// One backend server. A struct, not a bare address, because weights,
+/// backup flags and health state attach here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UpstreamServer {
+    pub addr: SocketAddr,
+}
+
+/// Serialises durations the way the file writes them (`"30s"`).
+mod humantime_serde_compat {
+    use serde::Serializer;
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&humantime::format_duration(*value))
+    }
+
+    pub mod option {
+        use serde::Serializer;
+        use std::time::Duration;
+
+        pub fn serialize<S: Serializer>(
+            value: &Option<Duration>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match value {
+                Some(d) => serializer.collect_str(&humantime::format_duration(*d)),
+                None => serializer.serialize_none(),
+            }
+        }
+    }
+}

@@ -4,3 +4,7 @@
 
 pub mod config;
 pub mod body;
+pub mod route;
+pub mod balance;
+pub mod proxy;
+pub mod response;

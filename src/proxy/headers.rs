@@ -1,0 +1,211 @@
+//! Header rewriting between client and upstream: forwarded headers in,
+//! hop-by-hop headers out (both directions).
+//!
+//! Takes the client's header map and the connection facts (peer address,
+//! scheme, whether the peer is a trusted proxy) and rewrites in place. It
+//! must not trust anything a client says about itself unless the peer is in
+//! `trusted_proxies`.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Headers that describe one connection, never forwarded (RFC 9110 7.6.1).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// Removes hop-by-hop headers, including every header named in `Connection`.
+/// `Upgrade` is removed too; the caller puts it back for upgrade requests.
+/// `TE: trailers` is kept, since gRPC needs it end to end.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    let keep_te_trailers = headers
+        .get(header::TE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")));
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove(header::UPGRADE);
+    if keep_te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+/// What the proxy knows about the client connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Forwarding<'a> {
+    /// The TCP peer.
+    pub peer: IpAddr,
+    /// Whether `peer` is in `trusted_proxies`.
+    pub peer_trusted: bool,
+    /// "http" or "https" as seen by wharf.
+    pub scheme: &'static str,
+    /// The Host the client asked for.
+    pub host: Option<&'a HeaderValue>,
+}
+
+/// Sets `X-Forwarded-For`, `X-Real-IP`, `X-Forwarded-Proto` and
+/// `X-Forwarded-Host`. From an untrusted peer every incoming value is
+/// replaced, so a client cannot spoof its address; from a trusted proxy the
+/// chain is extended and its proto/host are kept. `client_ip` is the address
+/// wharf believes is the real client (see [`client_ip`]).
+pub fn set_forwarded(headers: &mut HeaderMap, fwd: Forwarding<'_>, client_ip: IpAddr) {
+    let peer = fwd.peer.to_string();
+    let xff = if fwd.peer_trusted {
+        let previous: Vec<&str> = headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if previous.is_empty() {
+            peer
+        } else {
+            format!("{}, {}", previous.join(", "), peer)
+        }
+    } else {
+        peer
+    };
+    headers.remove(&X_FORWARDED_FOR);
+    if let Ok(value) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR.clone(), value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&client_ip.to_string()) {
+        headers.insert(X_REAL_IP.clone(), value);
+    }
+    if !(fwd.peer_trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(fwd.scheme));
+    }
+    if !(fwd.peer_trusted && headers.contains_key(&X_FORWARDED_HOST)) {
+        match fwd.host {
+            Some(host) => {
+                headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+            }
+            None => {
+                headers.remove(&X_FORWARDED_HOST);
+            }
+        }
+    }
+}
+
+/// The real client address: the peer itself, or, when the peer is a
+/// trusted proxy, the right-most address in `X-Forwarded-For` that is not a
+/// trusted proxy (the same rule as nginx's `real_ip_recursive on`).
+pub fn client_ip(headers: &HeaderMap, peer: IpAddr, is_trusted: impl Fn(IpAddr) -> bool) -> IpAddr {
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let mut client = peer;
+    let hops: Vec<&str> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    for hop in hops.iter().rev() {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(ip) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_are_removed() {
+        let mut map = h(&[
+            ("connection", "keep-alive, x-secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("proxy-authorization", "Basic x"),
+            ("te", "gzip"),
+            ("upgrade", "h2c"),
+            ("x-kept", "yes"),
+        ]);
+        strip_hop_by_hop(&mut map);
+        assert_eq!(map.len(), 1);
+        assert_eq!(map["x-kept"], "yes");
+    }
+
+    #[test]
+    fn te_trailers_survives_for_grpc() {
+        let mut map = h(&[("te", "trailers")]);
+        strip_hop_by_hop(&mut map);
+        assert_eq!(map["te"], "trailers");
+    }
+
+    #[test]
+    fn untrusted_peer_cannot_spoof_forwarded_headers() {
+        let mut map = h(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil"),
+            ("x-real-ip", "6.6.6.6"),
+        ]);
+        let peer: IpAddr = "203.0.113.9".parse().expect("ip");
+        let host = HeaderValue::from_static("example.com");
+        let fwd = Forwarding { peer, peer_trusted: false, scheme: "http", host: Some(&host) };
+        let client = client_ip(&map, peer, |_| false);
+        set_forwarded(&mut map, fwd, client);
+        assert_eq!(map["x-forwarded-for"], "203.0.113.9");
+        assert_eq!(map["x-real-ip"], "203.0.113.9");
+        assert_eq!(map["x-forwarded-proto"], "http");
+        assert_eq!(map["x-forwarded-host"], "example.com");
+    }
+
+    #[test]
+    fn trusted_proxy_chain_is_extended_and_real_ip_found() {
+        let mut map = h(&[("x-forwarded-for", "198.51.100.7, 10.0.0.2"), ("x-forwarded-proto", "https")]);
+        let peer: IpAddr = "10.0.0.1".parse().expect("ip");
+        let trusted = |ip: IpAddr| matches!(ip, IpAddr::V4(v4) if v4.octets()[0] == 10);
+        let client = client_ip(&map, peer, trusted);
+        assert_eq!(client, "198.51.100.7".parse::<IpAddr>().expect("ip"));
+        let fwd = Forwarding { peer, peer_trusted: true, scheme: "http", host: None };
+        set_forwarded(&mut map, fwd, client);
+        assert_eq!(map["x-forwarded-for"], "198.51.100.7, 10.0.0.2, 10.0.0.1");
+        assert_eq!(map["x-forwarded-proto"], "https");
+        assert_eq!(map["x-real-ip"], "198.51.100.7");
+    }
+}

@@ -1,0 +1,195 @@
+//! Routing: (host, path) -> the site and route that answer a request.
+//!
+//! Built once per config (re)load from `config::Site`s into lookup tables:
+//! an exact-host map, wildcard suffixes sorted longest first, and a catch-all
+//! site; inside a site, routes sorted by prefix length so the longest prefix
+//! wins. The request path only reads these tables; nothing here allocates
+//! per request.
+
+use std::collections::HashMap;
+
+use crate::config::HostPattern;
+
+/// Host -> site index lookup.
+#[derive(Debug, Default)]
+pub struct HostTable {
+    exact: HashMap<String, usize>,
+    /// (".example.com", site) longest suffix first.
+    wildcards: Vec<(String, usize)>,
+    any: Option<usize>,
+}
+
+impl HostTable {
+    /// Builds the table; `sites[i]` is the host list of site `i`. When two
+    /// sites claim the same pattern the first wins (config validation
+    /// rejects that case before we get here).
+    pub fn new<'a>(sites: impl IntoIterator<Item = &'a [HostPattern]>) -> HostTable {
+        let mut table = HostTable::default();
+        for (index, hosts) in sites.into_iter().enumerate() {
+            if hosts.is_empty() {
+                table.any.get_or_insert(index);
+            }
+            for host in hosts {
+                match host {
+                    HostPattern::Any => {
+                        table.any.get_or_insert(index);
+                    }
+                    HostPattern::Exact(name) => {
+                        table.exact.entry(name.clone()).or_insert(index);
+                    }
+                    HostPattern::Wildcard(suffix) => table.wildcards.push((suffix.clone(), index)),
+                }
+            }
+        }
+        table
+            .wildcards
+            .sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        table
+    }
+
+    /// Finds the site for a `Host` value (port and trailing dot ignored,
+    /// case-insensitive).
+    pub fn lookup(&self, host: &str) -> Option<usize> {
+        let host = strip_port(host);
+        let host = host.strip_suffix('.').unwrap_or(host);
+        // Host names are almost always lowercase already; only allocate when not.
+        let lowered;
+        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            lowered = host.to_ascii_lowercase();
+            lowered.as_str()
+        } else {
+            host
+        };
+        if let Some(&index) = self.exact.get(host) {
+            return Some(index);
+        }
+        for (suffix, index) in &self.wildcards {
+            // "*.example.com" matches "a.example.com" and "a.b.example.com",
+            // not "example.com" itself.
+            if host.len() > suffix.len() && host.ends_with(suffix.as_str()) {
+                return Some(*index);
+            }
+        }
+        self.any
+    }
+}
+
+/// `example.com:8080` -> `example.com`, `[::1]:8080` -> `[::1]`.
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return match host.find(']') {
+            Some(end) => &host[..=end],
+            None => host,
+        };
+    }
+    match host.rfind(':') {
+        Some(colon) if host[colon + 1..].bytes().all(|b| b.is_ascii_digit()) => &host[..colon],
+        _ => host,
+    }
+}
+
+/// Path-prefix lookup inside one site.
+#[derive(Debug)]
+pub struct PathTable<T> {
+    /// (prefix, value), longest prefix first.
+    routes: Vec<(String, T)>,
+}
+
+/// A matched route: its value and the rest of the path after the prefix
+/// (always starting with `/`).
+pub struct Matched<'a, T> {
+    pub value: &'a T,
+    pub prefix: &'a str,
+    pub rest: &'a str,
+}
+
+impl<T> PathTable<T> {
+    pub fn new(mut routes: Vec<(String, T)>) -> PathTable<T> {
+        routes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        PathTable { routes }
+    }
+
+    /// Longest prefix match. A prefix ending in `/` also matches the path
+    /// without that slash (`/static/` matches `/static`), like a directory.
+    pub fn lookup<'a>(&'a self, path: &'a str) -> Option<Matched<'a, T>> {
+        for (prefix, value) in &self.routes {
+            if let Some(rest) = path.strip_prefix(prefix.as_str()) {
+                // Keep the slash that ended the prefix as the start of `rest`.
+                let rest = if prefix.ends_with('/') {
+                    &path[prefix.len() - 1..]
+                } else if rest.is_empty() || rest.starts_with('/') {
+                    rest
+                } else {
+                    // "/api" must not match "/apiary".
+                    continue;
+                };
+                let rest = if rest.is_empty() { "/" } else { rest };
+                return Some(Matched {
+                    value,
+                    prefix,
+                    rest,
+                });
+            }
+            if prefix.len() > 1 && prefix.ends_with('/') && path == &prefix[..prefix.len() - 1] {
+                return Some(Matched {
+                    value,
+                    prefix,
+                    rest: "/",
+                });
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> HostTable {
+        let a = vec![HostPattern::Exact("example.com".into())];
+        let b = vec![HostPattern::Wildcard(".example.com".into())];
+        let c = vec![HostPattern::Wildcard(".api.example.com".into())];
+        let d = vec![HostPattern::Any];
+        HostTable::new([a.as_slice(), b.as_slice(), c.as_slice(), d.as_slice()])
+    }
+
+    #[test]
+    fn exact_host_wins_then_longest_wildcard_then_any() {
+        let t = table();
+        assert_eq!(t.lookup("example.com"), Some(0));
+        assert_eq!(t.lookup("EXAMPLE.com:8080"), Some(0));
+        assert_eq!(t.lookup("example.com."), Some(0));
+        assert_eq!(t.lookup("www.example.com"), Some(1));
+        assert_eq!(t.lookup("v1.api.example.com"), Some(2));
+        assert_eq!(t.lookup("other.org"), Some(3));
+        assert_eq!(t.lookup("[::1]:8080"), Some(3));
+    }
+
+    #[test]
+    fn no_catch_all_means_no_site() {
+        let a = vec![HostPattern::Exact("example.com".into())];
+        let t = HostTable::new([a.as_slice()]);
+        assert_eq!(t.lookup("evil.com"), None);
+        assert_eq!(t.lookup("xexample.com"), None);
+    }
+
+    #[test]
+    fn longest_prefix_wins_and_rest_keeps_leading_slash() {
+        let t = PathTable::new(vec![
+            ("/".to_string(), 1),
+            ("/static/".to_string(), 2),
+            ("/api".to_string(), 3),
+        ]);
+        let m = t.lookup("/static/css/a.css").expect("match");
+        assert_eq!((*m.value, m.rest), (2, "/css/a.css"));
+        let m = t.lookup("/static").expect("match");
+        assert_eq!((*m.value, m.rest), (2, "/"));
+        let m = t.lookup("/api/users").expect("match");
+        assert_eq!((*m.value, m.rest), (3, "/users"));
+        let m = t.lookup("/apiary").expect("match");
+        assert_eq!(*m.value, 1);
+        let m = t.lookup("/").expect("match");
+        assert_eq!((*m.value, m.rest), (1, "/"));
+    }
+}

@@ -8,3 +8,4 @@ pub mod route;
 pub mod balance;
 pub mod proxy;
 pub mod response;
+pub mod files;

@@ -1,6 +1,98 @@
 //! Configuration: the schema, loading with `${...}` interpolation, and
 //! validation that reports every problem at once with file:line:column.
+//!
+//! In: a path to `wharf.toml` (or its text, for tests and embedded configs).
+//! Out: a checked `Config`, or `ConfigErrors` listing every problem with
+//! its position, key and a fix. Nothing here touches the network except
+//! resolving upstream host names once; nothing here is used per request.
 
+mod cors;
+mod error;
+mod interpolate;
+mod render;
+mod server;
+mod site;
 pub mod schema;
+mod upstream;
+pub mod units;
+mod walk;
 
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+pub use error::{ConfigError, ConfigErrors};
 pub use schema::*;
+
+use walk::{Ctx, Fields};
+
+const TOP_KEYS: &[&str] = &["server", "log", "site", "upstream"];
+
+/// Reads, interpolates and checks the configuration file at `path`.
+/// Relative paths inside it are resolved against the file's directory.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let source = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors::single(
+            &source,
+            format!("cannot read the configuration file: {e}"),
+            Some("check the path, or pass another one with --config".to_string()),
+        )
+    })?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => Path::new(".").to_path_buf(),
+    };
+    let base_dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+    parse(&text, &source, &base_dir, &|name| std::env::var(name).ok())
+}
+
+/// Parses configuration text. `source` names the file in messages;
+/// `base_dir` is where relative paths start; `env` reads variables for
+/// `${NAME}` (a closure, so tests need not touch the process environment).
+pub fn parse(
+    text: &str,
+    source: &str,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    let document = match toml_edit::ImDocument::parse(text) {
+        Ok(document) => document,
+        Err(e) => {
+            let mut ctx = Ctx::new(text, source, base_dir, env);
+            let message = format!("not valid TOML: {}", e.message().trim());
+            ctx.error(&e.span(), "", message, None);
+            return Err(ConfigErrors {
+                file: source.to_string(),
+                errors: ctx.errors,
+            });
+        }
+    };
+    let mut ctx = Ctx::new(text, source, base_dir, env);
+    let root = Fields::new(document.as_table(), "", Some(0..0), TOP_KEYS);
+    let server = server::server(&mut ctx, root.get("server"));
+    let log = server::log(&mut ctx, root.get("log"));
+    let upstream_entry = root.get("upstream");
+    let names = upstream::names(&upstream_entry);
+    let upstreams = upstream::upstreams(&mut ctx, upstream_entry);
+    let sites = site::sites(&mut ctx, root.get("site"), &names);
+    root.finish(&mut ctx);
+
+    if !ctx.errors.is_empty() {
+        let mut errors = ctx.errors;
+        errors.sort_by_key(|e| (e.line, e.column));
+        return Err(ConfigErrors {
+            file: source.to_string(),
+            errors,
+        });
+    }
+    Ok(Config {
+        source: source.to_string(),
+        secrets: ctx.secrets,
+        server,
+        log,
+        sites,
+        upstreams,
+    })
+}

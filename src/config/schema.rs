@@ -57,6 +57,7 @@ pub struct Config {
 pub struct Server {
     pub listen: Vec<SocketAddr>,
     /// `None` when `admin = "off"`.
+    #[serde(serialize_with = "super::render::serialize_admin")]
     pub admin: Option<SocketAddr>,
     pub trusted_proxies: Vec<IpNet>,
     #[serde(with = "humantime_serde_compat")]
@@ -86,7 +87,7 @@ pub enum LogFormat {
 
 /// Where access log lines go.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(into = "String")]
 pub enum AccessLog {
     Stdout,
     Stderr,
@@ -105,6 +106,7 @@ pub struct Site {
 
 /// One entry of `hosts`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(into = "String")]
 pub enum HostPattern {
     /// `"*"` or `hosts` omitted.
     Any,
@@ -119,28 +121,33 @@ pub enum HostPattern {
 pub struct Route {
     /// Path prefix, always starting with `/`.
     pub path: String,
+    /// Flattened, so a route renders as it is written: `path`, `upstream`, ...
+    #[serde(flatten)]
     pub action: Action,
 }
 
 /// What a route does. Exactly one of `upstream`, `static`, `redirect`,
 /// `respond` is set in the file.
 #[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(untagged)]
 pub enum Action {
     Proxy {
         upstream: String,
     },
     Static {
         /// Absolute (relative paths are resolved against the config file's directory).
+        #[serde(rename = "static")]
         root: PathBuf,
         spa: bool,
     },
     Redirect {
+        #[serde(rename = "redirect")]
         to: String,
         status: u16,
     },
     Respond {
         status: u16,
+        #[serde(rename = "respond")]
         body: String,
         content_type: String,
     },

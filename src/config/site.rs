@@ -1,0 +1,296 @@
+//! Readers for `[[site]]` and `[[site.route]]`.
+//!
+//! In: the `site` list and the names of the defined upstream pools.
+//! Out: `Site`s whose host patterns are lowercased and unique across the
+//! file, and whose routes each have exactly one action with only the keys
+//! that action uses. Static directories are checked here, once, so a
+//! typo fails `wharf check` instead of turning into 404s at run time.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use super::error::closest;
+use super::schema::{defaults, Action, HostPattern, Route, Site};
+use super::walk::{Ctx, Entry, Fields, Span};
+
+const SITE_KEYS: &[&str] = &["hosts", "route", "cors"];
+const ROUTE_KEYS: &[&str] = &[
+    "path",
+    "upstream",
+    "static",
+    "spa",
+    "redirect",
+    "status",
+    "respond",
+    "content_type",
+];
+const ACTIONS: &[&str] = &["upstream", "static", "redirect", "respond"];
+const REDIRECT_CODES: &[i64] = &[301, 302, 303, 307, 308];
+const RESPOND_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
+
+pub(crate) fn sites(ctx: &mut Ctx, entry: Option<Entry>, upstreams: &[String]) -> Vec<Site> {
+    let Some(entry) = entry else {
+        return Vec::new();
+    };
+    let mut claimed: HashMap<HostPattern, String> = HashMap::new();
+    let mut sites = Vec::new();
+    for fields in ctx.tables(&entry, SITE_KEYS) {
+        let hosts = hosts(ctx, &fields, &mut claimed);
+        let mut routes = Vec::new();
+        let mut paths: HashMap<String, String> = HashMap::new();
+        if let Some(list) = fields.get("route") {
+            for route_fields in ctx.tables(&list, ROUTE_KEYS) {
+                if let Some(route) = route(ctx, route_fields, upstreams, &mut paths) {
+                    routes.push(route);
+                }
+            }
+        }
+        let cors = fields.get("cors").and_then(|e| super::cors::cors(ctx, &e));
+        fields.finish(ctx);
+        sites.push(Site {
+            hosts,
+            routes,
+            cors,
+        });
+    }
+    sites
+}
+
+fn hosts(
+    ctx: &mut Ctx,
+    fields: &Fields,
+    claimed: &mut HashMap<HostPattern, String>,
+) -> Vec<HostPattern> {
+    let written: Vec<(String, String, Span)> = match fields.get("hosts") {
+        None => vec![(fields.key("hosts"), "*".to_string(), fields.span.clone())],
+        Some(e) => {
+            let list = ctx.strings(&e).unwrap_or_default();
+            if e.item.as_array().is_some_and(|a| a.is_empty()) {
+                let fix = "leave `hosts` out to match every host, or list names".to_string();
+                ctx.error(&e.span, &e.key, "is empty".into(), Some(fix));
+            }
+            list
+        }
+    };
+    let mut patterns = Vec::new();
+    for (key, text, span) in written {
+        let Some(pattern) = host_pattern(ctx, &key, &text, &span) else {
+            continue;
+        };
+        if let Some(owner) = claimed.get(&pattern) {
+            let message = format!("{text:?} is already claimed by {owner}");
+            let fix = "serve each host from one [[site]]; merge the two sites' routes".to_string();
+            ctx.error(&span, &key, message, Some(fix));
+            continue;
+        }
+        claimed.insert(pattern.clone(), fields.path.clone());
+        patterns.push(pattern);
+    }
+    patterns
+}
+
+fn host_pattern(ctx: &mut Ctx, key: &str, text: &str, span: &Span) -> Option<HostPattern> {
+    let host = text.to_ascii_lowercase();
+    if host == "*" {
+        return Some(HostPattern::Any);
+    }
+    let (name, wildcard) = match host.strip_prefix("*.") {
+        Some(rest) => (rest, true),
+        None => (host.as_str(), false),
+    };
+    let problem = if name.is_empty() {
+        Some("is empty")
+    } else if name.chars().any(char::is_whitespace) {
+        Some("contains a space")
+    } else if name.contains(':') {
+        Some("contains a port; ports belong in server.listen")
+    } else if name.contains('*') {
+        Some("`*` is only allowed alone or as a leading `*.`")
+    } else if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    {
+        Some("is not a host name")
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        let fix = "write a host name, e.g. \"example.com\", \"*.example.com\" or \"*\"";
+        ctx.error(span, key, format!("{text:?} {problem}"), Some(fix.into()));
+        return None;
+    }
+    Some(if wildcard {
+        HostPattern::Wildcard(format!(".{name}"))
+    } else {
+        HostPattern::Exact(name.to_string())
+    })
+}
+
+fn route(
+    ctx: &mut Ctx,
+    fields: Fields,
+    upstreams: &[String],
+    paths: &mut HashMap<String, String>,
+) -> Option<Route> {
+    let path = match fields.get("path") {
+        Some(e) => ctx.string(&e).and_then(|path| {
+            if !path.starts_with('/') {
+                let fix = format!("write \"/{}\"", path.trim_start_matches('/'));
+                let message = format!("{path:?} does not start with `/`");
+                ctx.error(&e.span, &e.key, message, Some(fix));
+                return None;
+            }
+            if let Some(first) = paths.get(&path) {
+                let message = format!("{path:?} is already routed by {first}");
+                let fix = "remove one of the two routes".to_string();
+                ctx.error(&e.span, &e.key, message, Some(fix));
+                return None;
+            }
+            paths.insert(path.clone(), fields.path.clone());
+            Some(path)
+        }),
+        None => {
+            let fix = "add path = \"/\" (a prefix; \"/\" matches everything)".to_string();
+            ctx.error(&fields.span, &fields.key("path"), "is missing".into(), Some(fix));
+            None
+        }
+    };
+    let action = action(ctx, &fields, upstreams);
+    fields.finish(ctx);
+    Some(Route {
+        path: path?,
+        action: action?,
+    })
+}
+
+fn action(ctx: &mut Ctx, fields: &Fields, upstreams: &[String]) -> Option<Action> {
+    let written: Vec<Entry> = ACTIONS.iter().filter_map(|a| fields.get(a)).collect();
+    let name = |e: &Entry| e.key.rsplit('.').next().unwrap_or_default().to_string();
+    let chosen = match written.as_slice() {
+        [] => {
+            let message = "has no action".to_string();
+            let fix = "set exactly one of upstream, static, redirect, respond".to_string();
+            ctx.error(&fields.span, &fields.path, message, Some(fix));
+            return None;
+        }
+        [one] => one.clone(),
+        [first, rest @ ..] => {
+            for extra in rest {
+                let message = format!("`{}` and `{}` cannot both be set", name(first), name(extra));
+                let fix = "split them into two routes with different paths".to_string();
+                ctx.error(&extra.key_span, &extra.key, message, Some(fix));
+            }
+            return None;
+        }
+    };
+    let kind = name(&chosen);
+    let allowed: &[&str] = match kind.as_str() {
+        "static" => &["spa"],
+        "redirect" => &["status"],
+        "respond" => &["status", "content_type"],
+        _ => &[],
+    };
+    for extra in ["spa", "status", "content_type"] {
+        if allowed.contains(&extra) {
+            continue;
+        }
+        if let Some(e) = fields.get(extra) {
+            let message = format!("`{extra}` does not apply to a `{kind}` route");
+            let fix = format!("remove `{extra}`");
+            ctx.error(&e.key_span, &e.key, message, Some(fix));
+        }
+    }
+    match kind.as_str() {
+        "upstream" => {
+            let upstream = ctx.string(&chosen)?;
+            if !upstreams.contains(&upstream) {
+                let names: Vec<&str> = upstreams.iter().map(String::as_str).collect();
+                let fix = match (closest(&upstream, &names), names.is_empty()) {
+                    (Some(near), _) => format!("did you mean `{near}`? defined: {}", names.join(", ")),
+                    (None, true) => format!("no upstreams are defined; add [upstream.{upstream}]"),
+                    (None, false) => format!("define [upstream.{upstream}] or use one of: {}", names.join(", ")),
+                };
+                let message = format!("no upstream named {upstream:?}");
+                ctx.error(&chosen.span, &chosen.key, message, Some(fix));
+                return None;
+            }
+            Some(Action::Proxy { upstream })
+        }
+        "static" => {
+            let dir = ctx.string(&chosen)?;
+            let root = static_dir(ctx, &chosen, &dir)?;
+            let spa = fields.get("spa").and_then(|e| ctx.boolean(&e)).unwrap_or(false);
+            Some(Action::Static { root, spa })
+        }
+        "redirect" => {
+            let to = ctx.string(&chosen)?;
+            if !(to.starts_with('/') || to.starts_with("http://") || to.starts_with("https://")) {
+                let message = format!("{to:?} is not a URL or an absolute path");
+                let fix = "write e.g. \"https://example.com/new/\" or \"/new/\"".to_string();
+                ctx.error(&chosen.span, &chosen.key, message, Some(fix));
+            }
+            let status = status(ctx, fields, defaults::REDIRECT_STATUS, Some(REDIRECT_CODES))?;
+            Some(Action::Redirect { to, status })
+        }
+        _ => {
+            let body = ctx.string(&chosen)?;
+            let status = status(ctx, fields, defaults::RESPOND_STATUS, None)?;
+            let content_type = match fields.get("content_type") {
+                Some(e) => {
+                    let value = ctx.string(&e)?;
+                    if http::HeaderValue::from_str(&value).is_err() || value.is_empty() {
+                        let message = format!("{value:?} is not a valid header value");
+                        let fix = "write e.g. \"text/html; charset=utf-8\"".to_string();
+                        ctx.error(&e.span, &e.key, message, Some(fix));
+                    }
+                    value
+                }
+                None => RESPOND_CONTENT_TYPE.to_string(),
+            };
+            Some(Action::Respond {
+                status,
+                body,
+                content_type,
+            })
+        }
+    }
+}
+
+fn status(ctx: &mut Ctx, fields: &Fields, default: u16, codes: Option<&[i64]>) -> Option<u16> {
+    let Some(e) = fields.get("status") else {
+        return Some(default);
+    };
+    let code = ctx.integer(&e)?;
+    let valid = match codes {
+        Some(codes) => codes.contains(&code),
+        None => (100..=599).contains(&code),
+    };
+    if !valid {
+        let fix = match codes {
+            Some(codes) => {
+                let list: Vec<String> = codes.iter().map(i64::to_string).collect();
+                format!("use one of {}", list.join(", "))
+            }
+            None => "use a status between 100 and 599".to_string(),
+        };
+        ctx.error(&e.span, &e.key, format!("{code} is not allowed here"), Some(fix));
+        return None;
+    }
+    u16::try_from(code).ok()
+}
+
+/// Resolves a static directory against the config file's directory.
+fn static_dir(ctx: &mut Ctx, entry: &Entry, dir: &str) -> Option<PathBuf> {
+    let root = ctx.base_dir.join(dir);
+    let problem = match std::fs::metadata(&root) {
+        Ok(meta) if meta.is_dir() => return Some(root),
+        Ok(_) => format!("`{}` is not a directory", root.display()),
+        Err(e) => format!("cannot open `{}`: {e}", root.display()),
+    };
+    let fix = format!(
+        "create the directory or fix the path (relative paths start from {})",
+        ctx.base_dir.display()
+    );
+    ctx.error(&entry.span, &entry.key, problem, Some(fix));
+    None
+}

@@ -1,0 +1,325 @@
+//! The access log: one JSON line per request in Elastic Common Schema field
+//! names, ready for Filebeat and Elasticsearch.
+//!
+//! The line is written when the response body has been sent (or dropped),
+//! so `event.duration` and the byte count cover the whole response. Writing
+//! goes through a background thread (`tracing_appender::non_blocking`), so
+//! the request path never does blocking I/O.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{Method, Version};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use serde::Serialize;
+use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
+
+use crate::body::BoxError;
+use crate::config;
+
+/// An open access log sink (or none when `access = "off"`).
+pub struct AccessLog {
+    target: config::AccessLog,
+    sink: Option<(NonBlocking, WorkerGuard)>,
+}
+
+impl std::fmt::Debug for AccessLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessLog").field("target", &self.target).finish()
+    }
+}
+
+impl AccessLog {
+    /// Opens the target (a file is created and appended to).
+    pub fn open(target: &config::AccessLog) -> std::io::Result<AccessLog> {
+        let builder = || NonBlockingBuilder::default().lossy(false).thread_name("wharf-access-log");
+        let sink = match target {
+            config::AccessLog::Off => None,
+            config::AccessLog::Stdout => Some(builder().finish(std::io::stdout())),
+            config::AccessLog::Stderr => Some(builder().finish(std::io::stderr())),
+            config::AccessLog::File(path) => {
+                let file = OpenOptions::new().create(true).append(true).open(path)?;
+                Some(builder().finish(file))
+            }
+        };
+        Ok(AccessLog {
+            target: target.clone(),
+            sink,
+        })
+    }
+
+    pub fn target(&self) -> &config::AccessLog {
+        &self.target
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.sink.is_some()
+    }
+
+    fn write(&self, line: &[u8]) {
+        if let Some((writer, _)) = &self.sink {
+            let mut writer = writer.clone();
+            // The background writer only fails once it has shut down.
+            let _ = writer.write_all(line);
+        }
+    }
+}
+
+/// What is known about a request when it arrives.
+#[derive(Debug)]
+pub struct Entry {
+    pub start: Instant,
+    pub timestamp: SystemTime,
+    pub method: Method,
+    pub version: Version,
+    pub path: String,
+    pub query: Option<String>,
+    pub host: Option<String>,
+    pub client: SocketAddr,
+    pub client_ip: IpAddr,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// What is known once the response head is ready.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub status: u16,
+    pub upstream: Option<SocketAddr>,
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    #[serde(rename = "@timestamp")]
+    timestamp: String,
+    event: Event,
+    http: Http<'a>,
+    url: Url<'a>,
+    client: Client,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_agent: Option<UserAgent<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream: Option<Upstream>,
+}
+
+#[derive(Serialize)]
+struct Event {
+    kind: &'static str,
+    dataset: &'static str,
+    /// Nanoseconds, as ECS specifies.
+    duration: u128,
+}
+
+#[derive(Serialize)]
+struct Http<'a> {
+    version: &'static str,
+    request: Request<'a>,
+    response: Response,
+}
+
+#[derive(Serialize)]
+struct Request<'a> {
+    method: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Response {
+    status_code: u16,
+    body: BodyBytes,
+}
+
+#[derive(Serialize)]
+struct BodyBytes {
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct Url<'a> {
+    path: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    query: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    domain: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Client {
+    ip: IpAddr,
+    port: u16,
+    address: String,
+}
+
+#[derive(Serialize)]
+struct UserAgent<'a> {
+    original: &'a str,
+}
+
+#[derive(Serialize)]
+struct Upstream {
+    address: String,
+}
+
+fn version_text(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "1.1",
+    }
+}
+
+fn render(entry: &Entry, outcome: &Outcome, bytes: u64) -> Vec<u8> {
+    let line = Line {
+        timestamp: humantime::format_rfc3339_millis(entry.timestamp).to_string(),
+        event: Event {
+            kind: "event",
+            dataset: "wharf.access",
+            duration: entry.start.elapsed().as_nanos(),
+        },
+        http: Http {
+            version: version_text(entry.version),
+            request: Request {
+                method: entry.method.as_str(),
+                id: entry.request_id.as_deref(),
+            },
+            response: Response {
+                status_code: outcome.status,
+                body: BodyBytes { bytes },
+            },
+        },
+        url: Url {
+            path: &entry.path,
+            query: entry.query.as_deref(),
+            domain: entry.host.as_deref(),
+        },
+        client: Client {
+            ip: entry.client_ip,
+            port: entry.client.port(),
+            address: entry.client.ip().to_string(),
+        },
+        user_agent: entry.user_agent.as_deref().map(|original| UserAgent { original }),
+        upstream: outcome.upstream.map(|addr| Upstream {
+            address: addr.to_string(),
+        }),
+    };
+    let mut out = serde_json::to_vec(&line).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+/// Writes the line when dropped: after the body ends, or when the client
+/// goes away mid-body.
+struct Pending {
+    log: std::sync::Arc<AccessLog>,
+    entry: Entry,
+    outcome: Outcome,
+    bytes: u64,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let line = render(&self.entry, &self.outcome, self.bytes);
+        self.log.write(&line);
+    }
+}
+
+pin_project! {
+    /// A response body that counts its bytes and writes the access log line
+    /// when it is finished.
+    pub struct LoggedBody<B> {
+        #[pin]
+        inner: B,
+        pending: Pending,
+    }
+}
+
+impl<B> LoggedBody<B> {
+    pub fn new(inner: B, log: std::sync::Arc<AccessLog>, entry: Entry, outcome: Outcome) -> Self {
+        LoggedBody {
+            inner,
+            pending: Pending {
+                log,
+                entry,
+                outcome,
+                bytes: 0,
+            },
+        }
+    }
+}
+
+impl<B> HttpBody for LoggedBody<B>
+where
+    B: HttpBody<Data = Bytes, Error = BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                this.pending.bytes += data.len() as u64;
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_uses_ecs_field_names() {
+        let entry = Entry {
+            start: Instant::now(),
+            timestamp: SystemTime::UNIX_EPOCH,
+            method: Method::POST,
+            version: Version::HTTP_11,
+            path: "/api/x".into(),
+            query: Some("a=1".into()),
+            host: Some("example.com".into()),
+            client: "10.0.0.1:5000".parse().expect("addr"),
+            client_ip: "198.51.100.7".parse().expect("ip"),
+            user_agent: Some("curl/8".into()),
+            request_id: None,
+        };
+        let outcome = Outcome {
+            status: 201,
+            upstream: Some("127.0.0.1:9001".parse().expect("addr")),
+        };
+        let line = render(&entry, &outcome, 42);
+        let v: serde_json::Value = serde_json::from_slice(&line).expect("json");
+        assert_eq!(v["@timestamp"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(v["http"]["request"]["method"], "POST");
+        assert_eq!(v["http"]["response"]["status_code"], 201);
+        assert_eq!(v["http"]["response"]["body"]["bytes"], 42);
+        assert_eq!(v["url"]["path"], "/api/x");
+        assert_eq!(v["client"]["ip"], "198.51.100.7");
+        assert_eq!(v["user_agent"]["original"], "curl/8");
+        assert_eq!(v["upstream"]["address"], "127.0.0.1:9001");
+        assert!(v["event"]["duration"].is_u64());
+        assert_eq!(line.last(), Some(&b'\n'));
+    }
+}

@@ -1,0 +1,49 @@
+//! wharf's own log (not the access log): `tracing` events to stderr as JSON
+//! or human-readable lines, with a level that a reload can change.
+
+use std::sync::OnceLock;
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, EnvFilter, Registry};
+
+use crate::config::LogFormat;
+
+static LEVEL: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
+
+fn filter(level: &str) -> EnvFilter {
+    // RUST_LOG, when set, wins over the config so users can debug one module.
+    EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
+/// Installs the global subscriber. Calling it twice is harmless.
+pub fn init(format: LogFormat, level: &str) {
+    let (filter, handle) = reload::Layer::new(filter(level));
+    let registry = tracing_subscriber::registry().with(filter);
+    let installed = match format {
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+        LogFormat::Pretty => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .try_init(),
+    };
+    if installed.is_ok() {
+        let _ = LEVEL.set(handle);
+    }
+}
+
+/// Applies a new level after a reload (the format needs a restart).
+pub fn set_level(level: &str) {
+    if let Some(handle) = LEVEL.get() {
+        let _ = handle.reload(filter(level));
+    }
+}

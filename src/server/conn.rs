@@ -1,0 +1,214 @@
+//! One client connection: HTTP/1.1 or HTTP/2 (h2c prior knowledge) served
+//! by hyper, with idle and shutdown handling, and the entry point of every
+//! request (`handle`).
+//!
+//! Each request loads the current snapshot once, so a reload never changes
+//! the rules under a request already in flight.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use http::{header, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tower::ServiceExt;
+
+use super::Server;
+use crate::body::{self, Body};
+use crate::observe::access::{Entry, LoggedBody, Outcome};
+use crate::proxy::{headers, ClientInfo, UpstreamUsed};
+use crate::response;
+use crate::snapshot::Snapshot;
+
+/// Serves one accepted connection until it closes, goes idle for
+/// `idle_timeout`, or the server shuts down (in-flight requests finish).
+pub async fn serve(stream: TcpStream, peer: SocketAddr, server: Arc<Server>) {
+    let _counted = server.connections.enter();
+    let _ = stream.set_nodelay(true);
+    let snapshot = server.snapshot();
+    let idle_timeout = snapshot.config.server.idle_timeout;
+    let activity = Arc::new(AtomicU64::new(now_ms()));
+    let io = TokioIo::new(Tracked {
+        inner: stream,
+        activity: activity.clone(),
+    });
+    let service_server = server.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let server = service_server.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(req, peer, server.snapshot()).await) }
+    });
+    let connection = snapshot
+        .connection
+        .serve_connection_with_upgrades(io, service)
+        .into_owned();
+    drop(snapshot);
+    tokio::pin!(connection);
+    let mut shutdown = server.shutdown_signal();
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(peer = %peer, error = %error, "connection ended with an error");
+                }
+                break;
+            }
+            _ = shutdown.changed(), if !closing => {
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            _ = idle(&activity, idle_timeout), if !closing => {
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// Completes once nothing was read or written for `timeout`.
+async fn idle(activity: &AtomicU64, timeout: Duration) {
+    loop {
+        let last = activity.load(Ordering::Relaxed);
+        let idle_for = Duration::from_millis(now_ms().saturating_sub(last));
+        if idle_for >= timeout {
+            return;
+        }
+        tokio::time::sleep(timeout - idle_for).await;
+    }
+}
+
+/// Milliseconds since wharf started; a cheap clock for idle tracking.
+fn now_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = EPOCH.get_or_init(Instant::now);
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The entry point of every request: client facts, site by host, the site's
+/// stack, then the access log around the response body.
+async fn handle(mut req: Request<Incoming>, peer: SocketAddr, snapshot: Arc<Snapshot>) -> Response<Body> {
+    let start = Instant::now();
+    let peer_trusted = snapshot.is_trusted(peer.ip());
+    let client_ip = headers::client_ip(req.headers(), peer.ip(), |ip| snapshot.is_trusted(ip));
+    req.extensions_mut().insert(ClientInfo {
+        peer,
+        client_ip,
+        peer_trusted,
+        scheme: "http",
+    });
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    let site = snapshot.hosts.lookup(host);
+    let entry = snapshot.access.enabled().then(|| Entry {
+        start,
+        timestamp: SystemTime::now(),
+        method: req.method().clone(),
+        version: req.version(),
+        path: req.uri().path().to_string(),
+        query: req.uri().query().map(str::to_string),
+        host: (!host.is_empty()).then(|| host.to_string()),
+        client: peer,
+        client_ip,
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        request_id: None,
+    });
+
+    let response = match site.and_then(|index| snapshot.sites.get(index)) {
+        Some(service) => match service.clone().oneshot(req).await {
+            Ok(response) => response.map(body::boxed),
+            Err(never) => match never {},
+        },
+        // No site claims this host: like nginx's default server without a
+        // match, answer 404 rather than guess.
+        None => response::status(StatusCode::NOT_FOUND),
+    };
+    match entry {
+        Some(entry) => {
+            let outcome = Outcome {
+                status: response.status().as_u16(),
+                upstream: response.extensions().get::<UpstreamUsed>().map(|u| u.0),
+            };
+            let log = snapshot.access.clone();
+            response.map(|inner| body::boxed(LoggedBody::new(inner, log, entry, outcome)))
+        }
+        None => response,
+    }
+}
+
+/// An IO stream that records when it last moved bytes.
+struct Tracked {
+    inner: TcpStream,
+    activity: Arc<AtomicU64>,
+}
+
+impl Tracked {
+    fn touch(&self) {
+        self.activity.store(now_ms(), Ordering::Relaxed);
+    }
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if polled.is_ready() {
+            self.touch();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if polled.is_ready() {
+            self.touch();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if polled.is_ready() {
+            self.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,94 @@
+//! Listening sockets: binding (with a clear message when the port is taken)
+//! and the accept loop that hands each connection to `conn::serve`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::{conn, holder, Server};
+
+/// Why a listener could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}{}; {fix}", holder_text(.holder))]
+pub struct BindError {
+    pub addr: SocketAddr,
+    pub source: std::io::Error,
+    pub holder: Option<String>,
+    pub fix: &'static str,
+}
+
+fn holder_text(holder: &Option<String>) -> String {
+    match holder {
+        Some(who) => format!(" (it is held by {who})"),
+        None => String::new(),
+    }
+}
+
+/// Binds `addr`, explaining failures.
+pub fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
+    let bound = std::net::TcpListener::bind(addr).and_then(|listener| {
+        listener.set_nonblocking(true)?;
+        TcpListener::from_std(listener)
+    });
+    bound.map_err(|source| {
+        let (holder, fix) = match source.kind() {
+            std::io::ErrorKind::AddrInUse => (
+                holder::find(addr.port()),
+                "stop the process holding it or choose another port in server.listen (or set PORT)",
+            ),
+            std::io::ErrorKind::PermissionDenied => (
+                None,
+                "ports below 1024 need root or CAP_NET_BIND_SERVICE; use a port above 1024 or grant the capability",
+            ),
+            std::io::ErrorKind::AddrNotAvailable => {
+                (None, "that address is not on this machine; use 0.0.0.0 or one of its addresses")
+            }
+            _ => (None, "check server.listen"),
+        };
+        BindError {
+            addr,
+            source,
+            holder,
+            fix,
+        }
+    })
+}
+
+/// A running accept loop; dropping the handle stops it (open connections
+/// carry on until they finish).
+pub struct Handle {
+    pub local: SocketAddr,
+    _stop: watch::Sender<()>,
+}
+
+/// Starts accepting on `listener`.
+pub fn spawn(listener: TcpListener, server: Arc<Server>) -> Handle {
+    let (stop_tx, mut stop_rx) = watch::channel(());
+    let local = listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    tracing::info!(addr = %local, "listening");
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        tokio::spawn(conn::serve(stream, peer, server.clone()));
+                    }
+                    Err(error) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(addr = %local, error = %error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                _ = stop_rx.changed() => break,
+            }
+        }
+        tracing::info!(addr = %local, "stopped listening");
+    });
+    Handle {
+        local,
+        _stop: stop_tx,
+    }
+}

@@ -1,0 +1,189 @@
+//! A site's request handling: its routes, wrapped in its CORS and
+//! compression layers.
+//!
+//! Built once per config load. In: a request whose host chose this site.
+//! Out: the response of the matching route's action (proxy, static files,
+//! redirect, fixed response), compressed when the client accepts it. CORS
+//! preflights are answered by the CORS layer and never reach an upstream.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{header, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use tower::util::Either;
+use tower::{Layer, Service};
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
+use tower_http::compression::{Compression, CompressionLayer};
+use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, Cors, CorsLayer, ExposeHeaders};
+
+use crate::balance::Pool;
+use crate::body::{self, Body};
+use crate::files::StaticFiles;
+use crate::response;
+use crate::route::PathTable;
+use crate::{config, proxy};
+
+/// What a matched route does, ready to run.
+pub enum Action {
+    Proxy(Arc<Pool>),
+    Static(Arc<StaticFiles>),
+    Redirect {
+        status: StatusCode,
+        location: String,
+        /// Append the path after the prefix (and the query) to `location`.
+        append_rest: bool,
+    },
+    Respond {
+        status: StatusCode,
+        body: Bytes,
+        content_type: HeaderValue,
+    },
+}
+
+/// The routes of one site.
+pub struct Routes {
+    pub table: PathTable<Action>,
+    pub max_body_size: u64,
+}
+
+/// The innermost service of a site: route lookup and action.
+#[derive(Clone)]
+pub struct Handler(Arc<Routes>);
+
+/// Which responses get compressed: tower-http's defaults (not images, not
+/// gRPC, not tiny bodies) minus responses whose status makes it wrong.
+#[derive(Clone)]
+pub struct Compressible(DefaultPredicate);
+
+impl Predicate for Compressible {
+    fn should_compress<B>(&self, response: &Response<B>) -> bool
+    where
+        B: http_body::Body,
+    {
+        !matches!(response.status().as_u16(), 101 | 204 | 206 | 304)
+            && self.0.should_compress(response)
+    }
+}
+
+type Compressed = Compression<Handler, Compressible>;
+
+/// A site's full stack: optional CORS, then compression, then routes.
+pub type SiteService = Either<Cors<Compressed>, Compressed>;
+
+/// Builds the stack for one site.
+pub fn service(routes: Routes, cors: Option<&config::Cors>) -> SiteService {
+    let compressed = CompressionLayer::new()
+        .compress_when(Compressible(DefaultPredicate::new()))
+        .layer(Handler(Arc::new(routes)));
+    match cors {
+        Some(cors) => Either::Left(cors_layer(cors).layer(compressed)),
+        None => Either::Right(compressed),
+    }
+}
+
+fn cors_layer(cors: &config::Cors) -> CorsLayer {
+    let origin = if cors.origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            cors.origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        )
+    };
+    let methods: Vec<Method> = cors
+        .methods
+        .iter()
+        .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
+        .collect();
+    let headers: Vec<HeaderName> = cors
+        .headers
+        .iter()
+        .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok())
+        .collect();
+    let expose: Vec<HeaderName> = cors
+        .expose_headers
+        .iter()
+        .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok())
+        .collect();
+    let mut layer = CorsLayer::new()
+        .allow_origin(origin)
+        .allow_methods(AllowMethods::list(methods))
+        .allow_headers(AllowHeaders::list(headers))
+        .expose_headers(ExposeHeaders::list(expose))
+        .allow_credentials(cors.credentials);
+    if let Some(max_age) = cors.max_age {
+        layer = layer.max_age(max_age);
+    }
+    layer
+}
+
+impl Service<Request<Incoming>> for Handler {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let routes = self.0.clone();
+        Box::pin(async move { Ok(routes.handle(req).await) })
+    }
+}
+
+impl Routes {
+    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        // Uri clones share their bytes; this frees `req` to move on.
+        let uri = req.uri().clone();
+        let Some(matched) = self.table.lookup(uri.path()) else {
+            return response::status(StatusCode::NOT_FOUND);
+        };
+        match matched.value {
+            Action::Proxy(pool) => proxy::forward(req, pool, self.max_body_size).await,
+            Action::Static(files) => {
+                let rest = matched.rest.to_string();
+                files.serve(req, &rest).await
+            }
+            Action::Redirect {
+                status,
+                location,
+                append_rest,
+            } => {
+                let target = if *append_rest {
+                    let mut target = location.clone();
+                    target.push_str(matched.rest.trim_start_matches('/'));
+                    if let Some(query) = req.uri().query() {
+                        target.push('?');
+                        target.push_str(query);
+                    }
+                    target
+                } else {
+                    location.clone()
+                };
+                match HeaderValue::from_str(&target) {
+                    Ok(value) => response::redirect(*status, value),
+                    Err(_) => response::status(StatusCode::BAD_REQUEST),
+                }
+            }
+            Action::Respond {
+                status,
+                body,
+                content_type,
+            } => {
+                let mut response = Response::new(body::full(body.clone()));
+                *response.status_mut() = *status;
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, content_type.clone());
+                response
+            }
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The immutable snapshot of everything a request needs, built from a
+//! `Config` once per load and swapped in atomically on reload.
+//!
+//! In: a validated `Config` (plus what survives reloads: upstream clients,
+//! the open access log). Out: host table, site stacks, pools and limits.
+//! Building can still fail (a static dir vanished, a log file cannot be
+//! opened); then the old snapshot keeps serving.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::server::conn::auto;
+use ipnet::IpNet;
+
+use crate::balance::Pool;
+use crate::config::{self, Config};
+use crate::files::StaticFiles;
+use crate::observe::access::AccessLog;
+use crate::proxy::client::ClientCache;
+use crate::route::{HostTable, PathTable};
+use crate::site::{self, SiteService};
+
+/// Why a config could not be turned into a snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("static directory {path} for route {route} cannot be served: {source}; check that it exists and wharf may read it")]
+    Static {
+        path: String,
+        route: String,
+        source: std::io::Error,
+    },
+    #[error("access log {target:?} cannot be opened: {source}; check the path in log.access and its permissions")]
+    AccessLog {
+        target: config::AccessLog,
+        source: std::io::Error,
+    },
+    #[error("route {route}: {message}")]
+    Route { route: String, message: String },
+}
+
+/// Everything the request path reads, immutable once built.
+pub struct Snapshot {
+    pub config: Arc<Config>,
+    pub hosts: HostTable,
+    pub sites: Vec<SiteService>,
+    pub pools: BTreeMap<String, Arc<Pool>>,
+    pub access: Arc<AccessLog>,
+    trusted: Vec<IpNet>,
+    /// HTTP/1.1 + HTTP/2 connection settings from `[server]`.
+    pub connection: auto::Builder<TokioExecutor>,
+}
+
+impl Snapshot {
+    /// Builds a snapshot. `previous` lends what should survive a reload.
+    pub fn build(
+        config: Config,
+        clients: &ClientCache,
+        previous: Option<&Snapshot>,
+    ) -> Result<Snapshot, BuildError> {
+        let access = match previous {
+            Some(old) if old.access.target() == &config.log.access => old.access.clone(),
+            _ => Arc::new(AccessLog::open(&config.log.access).map_err(|source| {
+                BuildError::AccessLog {
+                    target: config.log.access.clone(),
+                    source,
+                }
+            })?),
+        };
+
+        let pools: BTreeMap<String, Arc<Pool>> = config
+            .upstreams
+            .iter()
+            .map(|(name, upstream)| {
+                let client = clients.get(upstream.connect_timeout);
+                (name.clone(), Arc::new(Pool::new(name, upstream, client)))
+            })
+            .collect();
+
+        let mut sites = Vec::with_capacity(config.sites.len());
+        for site in &config.sites {
+            let mut routes = Vec::with_capacity(site.routes.len());
+            for route in &site.routes {
+                routes.push((route.path.clone(), action(route, &pools)?));
+            }
+            let routes = site::Routes {
+                table: PathTable::new(routes),
+                max_body_size: config.server.max_body_size,
+            };
+            sites.push(site::service(routes, site.cors.as_ref()));
+        }
+        let hosts = HostTable::new(config.sites.iter().map(|s| s.hosts.as_slice()));
+
+        let mut connection = auto::Builder::new(TokioExecutor::new());
+        let max_header = usize::try_from(config.server.max_header_size).unwrap_or(usize::MAX);
+        connection
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.server.header_timeout)
+            .max_buf_size(max_header.max(8192))
+            .keep_alive(true);
+        connection
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(max_header).unwrap_or(u32::MAX));
+
+        Ok(Snapshot {
+            trusted: config.server.trusted_proxies.clone(),
+            config: Arc::new(config),
+            hosts,
+            sites,
+            pools,
+            access,
+            connection,
+        })
+    }
+
+    /// Whether a peer's forwarded headers may be believed.
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|net| net.contains(&ip))
+    }
+}
+
+fn action(
+    route: &config::Route,
+    pools: &BTreeMap<String, Arc<Pool>>,
+) -> Result<site::Action, BuildError> {
+    let route_error = |message: String| BuildError::Route {
+        route: route.path.clone(),
+        message,
+    };
+    Ok(match &route.action {
+        config::Action::Proxy { upstream } => match pools.get(upstream) {
+            Some(pool) => site::Action::Proxy(pool.clone()),
+            None => return Err(route_error(format!("upstream {upstream} is not defined"))),
+        },
+        config::Action::Static { root, spa } => {
+            let files = StaticFiles::new(root, *spa).map_err(|source| BuildError::Static {
+                path: root.display().to_string(),
+                route: route.path.clone(),
+                source,
+            })?;
+            site::Action::Static(Arc::new(files))
+        }
+        config::Action::Redirect { to, status } => site::Action::Redirect {
+            status: StatusCode::from_u16(*status)
+                .map_err(|_| route_error(format!("{status} is not a status code")))?,
+            location: to.clone(),
+            append_rest: to.ends_with('/') && route.path.ends_with('/'),
+        },
+        config::Action::Respond {
+            status,
+            body,
+            content_type,
+        } => site::Action::Respond {
+            status: StatusCode::from_u16(*status)
+                .map_err(|_| route_error(format!("{status} is not a status code")))?,
+            body: Bytes::from(body.clone()),
+            content_type: HeaderValue::from_str(content_type)
+                .map_err(|_| route_error(format!("content_type {content_type:?} is not a valid header value")))?,
+        },
+    })
+}

@@ -24,7 +24,10 @@ pub(crate) fn cors(ctx: &mut Ctx, entry: &Entry) -> Option<Cors> {
     let fields = ctx.table(entry, CORS_KEYS)?;
     let mut cors = Cors {
         origins: Vec::new(),
-        methods: defaults::CORS_METHODS.iter().map(|m| m.to_string()).collect(),
+        methods: defaults::CORS_METHODS
+            .iter()
+            .map(|m| m.to_string())
+            .collect(),
         headers: Vec::new(),
         expose_headers: Vec::new(),
         credentials: false,
@@ -98,7 +101,12 @@ fn header_names(ctx: &mut Ctx, entry: &Entry) -> Vec<String> {
             names.push(name);
         } else {
             let fix = "write a header name, e.g. \"content-type\"".to_string();
-            ctx.error(&span, &key, format!("{text:?} is not a header name"), Some(fix));
+            ctx.error(
+                &span,
+                &key,
+                format!("{text:?} is not a header name"),
+                Some(fix),
+            );
         }
     }
     names
@@ -110,7 +118,12 @@ fn origin(ctx: &mut Ctx, key: &str, text: &str, span: &Span) -> Option<String> {
     }
     let problem = match text.split_once("://") {
         None => Some("it has no scheme".to_string()),
-        Some((scheme, _)) if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) => {
+        Some((scheme, _))
+            if scheme.is_empty()
+                || !scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
             Some("the scheme is not valid".to_string())
         }
         Some((_, rest)) if rest.contains('/') || rest.contains('?') || rest.contains('#') => {

@@ -42,10 +42,10 @@ pub(crate) fn expand(
         out.value.push_str(&rest[..dollar]);
         let after = &rest[dollar + 1..];
         let start = offset + dollar;
-        if after.starts_with('$') {
+        if let Some(tail) = after.strip_prefix('$') {
             out.value.push('$');
             offset = start + 2;
-            rest = &after[1..];
+            rest = tail;
         } else if let Some(body) = after.strip_prefix('{') {
             let Some(close) = body.find('}') else {
                 problems.push(Problem {
@@ -114,7 +114,10 @@ fn resolve(
     if !is_variable_name(name) {
         return Err((
             format!("`${{{reference}}}` is not a valid reference"),
-            Some("write ${NAME}, ${NAME:-default} or ${file:/path}; use $$ for a literal $".to_string()),
+            Some(
+                "write ${NAME}, ${NAME:-default} or ${file:/path}; use $$ for a literal $"
+                    .to_string(),
+            ),
         ));
     }
     match (env(name), default) {
@@ -172,7 +175,9 @@ mod tests {
 
     #[test]
     fn unset_variable_names_the_fix_and_offset() {
-        let problems = expand("ab${NOPE}", Path::new("/"), &env).err().unwrap_or_default();
+        let problems = expand("ab${NOPE}", Path::new("/"), &env)
+            .err()
+            .unwrap_or_default();
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].offset, 2);
         assert_eq!(problems[0].message, "environment variable NOPE is not set");

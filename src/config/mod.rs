@@ -10,11 +10,11 @@ mod cors;
 mod error;
 mod interpolate;
 mod render;
+pub mod schema;
 mod server;
 mod site;
-pub mod schema;
-mod upstream;
 pub mod units;
+mod upstream;
 mod walk;
 
 #[cfg(test)]

@@ -60,17 +60,13 @@ fn redact_item(item: &mut Item, secrets: &[&str]) {
 
 fn redact_value(value: &mut Value, secrets: &[&str]) {
     match value {
-        Value::String(s) => {
-            if secrets.iter().any(|secret| s.value().contains(secret)) {
-                let decor = s.decor().clone();
-                *value = Value::from(REDACTED);
-                *value.decor_mut() = decor;
-            }
+        Value::String(s) if secrets.iter().any(|secret| s.value().contains(secret)) => {
+            let decor = s.decor().clone();
+            *value = Value::from(REDACTED);
+            *value.decor_mut() = decor;
         }
         Value::Array(array) => array.iter_mut().for_each(|v| redact_value(v, secrets)),
-        Value::InlineTable(table) => table
-            .iter_mut()
-            .for_each(|(_, v)| redact_value(v, secrets)),
+        Value::InlineTable(table) => table.iter_mut().for_each(|(_, v)| redact_value(v, secrets)),
         _ => {}
     }
 }

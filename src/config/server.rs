@@ -116,7 +116,12 @@ pub(crate) fn log(ctx: &mut Ctx, entry: Option<Entry>) -> Log {
             Some("pretty") => log.format = LogFormat::Pretty,
             Some(other) => {
                 let message = format!("unknown format {other:?}");
-                ctx.error(&e.span, &e.key, message, Some("write \"json\" or \"pretty\"".into()));
+                ctx.error(
+                    &e.span,
+                    &e.key,
+                    message,
+                    Some("write \"json\" or \"pretty\"".into()),
+                );
             }
             None => {}
         }
@@ -143,7 +148,12 @@ pub(crate) fn log(ctx: &mut Ctx, entry: Option<Entry>) -> Log {
                 log.level = level;
             } else {
                 let fix = format!("write one of: {}", LEVELS.join(", "));
-                ctx.error(&e.span, &e.key, format!("unknown level {level:?}"), Some(fix));
+                ctx.error(
+                    &e.span,
+                    &e.key,
+                    format!("unknown level {level:?}"),
+                    Some(fix),
+                );
             }
         }
     }

@@ -151,7 +151,12 @@ fn route(
         }),
         None => {
             let fix = "add path = \"/\" (a prefix; \"/\" matches everything)".to_string();
-            ctx.error(&fields.span, &fields.key("path"), "is missing".into(), Some(fix));
+            ctx.error(
+                &fields.span,
+                &fields.key("path"),
+                "is missing".into(),
+                Some(fix),
+            );
             None
         }
     };
@@ -164,7 +169,8 @@ fn route(
 }
 
 fn action(ctx: &mut Ctx, fields: &Fields, upstreams: &[String]) -> Option<Action> {
-    let written: Vec<Entry> = ACTIONS.iter().filter_map(|a| fields.get(a)).collect();
+    let mut written: Vec<Entry> = ACTIONS.iter().filter_map(|a| fields.get(a)).collect();
+    written.sort_by_key(|e| e.key_span.as_ref().map(|r| r.start));
     let name = |e: &Entry| e.key.rsplit('.').next().unwrap_or_default().to_string();
     let chosen = match written.as_slice() {
         [] => {
@@ -195,7 +201,8 @@ fn action(ctx: &mut Ctx, fields: &Fields, upstreams: &[String]) -> Option<Action
             continue;
         }
         if let Some(e) = fields.get(extra) {
-            let message = format!("`{extra}` does not apply to a `{kind}` route");
+            let article = if kind == "upstream" { "an" } else { "a" };
+            let message = format!("`{extra}` does not apply to {article} `{kind}` route");
             let fix = format!("remove `{extra}`");
             ctx.error(&e.key_span, &e.key, message, Some(fix));
         }
@@ -206,9 +213,14 @@ fn action(ctx: &mut Ctx, fields: &Fields, upstreams: &[String]) -> Option<Action
             if !upstreams.contains(&upstream) {
                 let names: Vec<&str> = upstreams.iter().map(String::as_str).collect();
                 let fix = match (closest(&upstream, &names), names.is_empty()) {
-                    (Some(near), _) => format!("did you mean `{near}`? defined: {}", names.join(", ")),
+                    (Some(near), _) => {
+                        format!("did you mean `{near}`? defined: {}", names.join(", "))
+                    }
                     (None, true) => format!("no upstreams are defined; add [upstream.{upstream}]"),
-                    (None, false) => format!("define [upstream.{upstream}] or use one of: {}", names.join(", ")),
+                    (None, false) => format!(
+                        "define [upstream.{upstream}] or use one of: {}",
+                        names.join(", ")
+                    ),
                 };
                 let message = format!("no upstream named {upstream:?}");
                 ctx.error(&chosen.span, &chosen.key, message, Some(fix));
@@ -219,7 +231,10 @@ fn action(ctx: &mut Ctx, fields: &Fields, upstreams: &[String]) -> Option<Action
         "static" => {
             let dir = ctx.string(&chosen)?;
             let root = static_dir(ctx, &chosen, &dir)?;
-            let spa = fields.get("spa").and_then(|e| ctx.boolean(&e)).unwrap_or(false);
+            let spa = fields
+                .get("spa")
+                .and_then(|e| ctx.boolean(&e))
+                .unwrap_or(false);
             Some(Action::Static { root, spa })
         }
         "redirect" => {
@@ -273,7 +288,12 @@ fn status(ctx: &mut Ctx, fields: &Fields, default: u16, codes: Option<&[i64]>) -
             }
             None => "use a status between 100 and 599".to_string(),
         };
-        ctx.error(&e.span, &e.key, format!("{code} is not allowed here"), Some(fix));
+        ctx.error(
+            &e.span,
+            &e.key,
+            format!("{code} is not allowed here"),
+            Some(fix),
+        );
         return None;
     }
     u16::try_from(code).ok()

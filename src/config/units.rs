@@ -21,8 +21,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     let number: u64 = digits
         .parse()
         .map_err(|_| "the number is too large".to_string())?;
-    let multiplier = unit_multiplier(unit.trim())
-        .ok_or_else(|| format!("unknown unit `{}`", unit.trim()))?;
+    let multiplier =
+        unit_multiplier(unit.trim()).ok_or_else(|| format!("unknown unit `{}`", unit.trim()))?;
     number
         .checked_mul(multiplier)
         .ok_or_else(|| "the size is too large".to_string())

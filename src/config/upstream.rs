@@ -71,7 +71,12 @@ fn one(ctx: &mut Ctx, entry: &Entry) -> Option<Upstream> {
             let written = read_servers(ctx, &servers, &mut upstream.servers);
             if written == 0 {
                 let message = "has no servers".to_string();
-                ctx.error(&servers.span, &servers.key, message, Some(SERVERS_FIX.into()));
+                ctx.error(
+                    &servers.span,
+                    &servers.key,
+                    message,
+                    Some(SERVERS_FIX.into()),
+                );
             }
         }
         None => {
@@ -83,7 +88,10 @@ fn one(ctx: &mut Ctx, entry: &Entry) -> Option<Upstream> {
     if let Some(d) = fields.get("connect_timeout").and_then(|e| ctx.duration(&e)) {
         upstream.connect_timeout = d;
     }
-    if let Some(d) = fields.get("response_timeout").and_then(|e| ctx.duration(&e)) {
+    if let Some(d) = fields
+        .get("response_timeout")
+        .and_then(|e| ctx.duration(&e))
+    {
         upstream.response_timeout = d;
     }
     fields.finish(ctx);
@@ -141,7 +149,12 @@ fn resolve(ctx: &mut Ctx, key: &str, text: &str, span: &Span) -> Option<SocketAd
     let (host, port) = match split_host_port(text) {
         Ok(parts) => parts,
         Err(reason) => {
-            ctx.error(span, key, format!("{text:?} is not an address: {reason}"), fix);
+            ctx.error(
+                span,
+                key,
+                format!("{text:?} is not an address: {reason}"),
+                fix,
+            );
             return None;
         }
     };
@@ -152,7 +165,11 @@ fn resolve(ctx: &mut Ctx, key: &str, text: &str, span: &Span) -> Option<SocketAd
         // Prefer IPv4: "localhost" often lists ::1 first while apps bind 127.0.0.1.
         Ok(addrs) => {
             let addrs: Vec<SocketAddr> = addrs.collect();
-            let chosen = addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).copied();
+            let chosen = addrs
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or(addrs.first())
+                .copied();
             if chosen.is_none() {
                 let message = format!("`{host}` resolves to no address");
                 ctx.error(span, key, message, fix);

@@ -87,7 +87,12 @@ impl<'a> Ctx<'a> {
     /// Records a "wrong type" problem.
     pub(crate) fn expected(&mut self, what: &str, entry_key: &str, item: &Item, span: &Span) {
         let found = describe(item);
-        self.error(span, entry_key, format!("expected {what}, found {found}"), None);
+        self.error(
+            span,
+            entry_key,
+            format!("expected {what}, found {found}"),
+            None,
+        );
     }
 
     /// Expands `${...}` in `raw`, written at `span`; `None` after reporting.
@@ -352,7 +357,12 @@ impl<'a> Fields<'a> {
                 Some(near) => format!("did you mean `{near}`? valid keys here: {valid}"),
                 None => format!("valid keys here: {valid}"),
             };
-            ctx.error(&span, &self.key(name), format!("unknown key `{name}`"), Some(fix));
+            ctx.error(
+                &span,
+                &self.key(name),
+                format!("unknown key `{name}`"),
+                Some(fix),
+            );
         }
     }
 }

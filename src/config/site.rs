@@ -301,7 +301,13 @@ fn status(ctx: &mut Ctx, fields: &Fields, default: u16, codes: Option<&[i64]>) -
 
 /// Resolves a static directory against the config file's directory.
 fn static_dir(ctx: &mut Ctx, entry: &Entry, dir: &str) -> Option<PathBuf> {
-    let root = ctx.base_dir.join(dir);
+    // Drop `.` components so the printed config shows a clean path.
+    let root: PathBuf = ctx
+        .base_dir
+        .join(dir)
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect();
     let problem = match std::fs::metadata(&root) {
         Ok(meta) if meta.is_dir() => return Some(root),
         Ok(_) => format!("`{}` is not a directory", root.display()),

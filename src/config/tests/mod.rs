@@ -128,7 +128,7 @@ fn example_parses_into_expected_values() {
     assert_eq!(site.routes[0].path, "/static/");
     match &site.routes[0].action {
         Action::Static { root, spa } => {
-            assert_eq!(root, &dir.path().join("./static"));
+            assert_eq!(root, &dir.path().join("static"));
             assert!(!spa);
         }
         other => panic!("{other:?}"),

@@ -1,0 +1,127 @@
+//! `wharf run`: load the config (or the embedded demo), start serving,
+//! reload on SIGHUP, shut down gracefully on SIGTERM/SIGINT.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tokio::signal::unix::{signal, SignalKind};
+
+use super::demo;
+use crate::config::{Action, Config, HostPattern};
+use crate::observe::logging;
+use crate::server::{Server, Source};
+
+pub fn run(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let runtime = super::runtime()?;
+    runtime.block_on(async move {
+        let default = Path::new("wharf.toml");
+        let (source, is_demo) = match path {
+            Some(path) => (Source::File(path), false),
+            None if default.exists() => (Source::File(default.to_path_buf()), false),
+            None => {
+                let echo = demo::start_echo().await?;
+                let source = Source::Embedded {
+                    name: "<embedded demo>".to_string(),
+                    text: demo::CONFIG.to_string(),
+                    vars: vec![("WHARF_DEMO_ECHO".to_string(), echo.to_string())],
+                };
+                (source, true)
+            }
+        };
+        let config = match source.load() {
+            Ok(config) => config,
+            Err(errors) => {
+                eprintln!("{errors}");
+                return Ok(ExitCode::FAILURE);
+            }
+        };
+        logging::init(config.log.format, &config.log.level);
+        let server = match Server::start(config, source).await {
+            Ok(server) => server,
+            Err(error) => {
+                eprintln!("wharf: {error}");
+                tracing::error!(error = %error, "cannot start");
+                return Ok(ExitCode::FAILURE);
+            }
+        };
+        print_summary(&server, is_demo);
+        serve_until_signalled(server).await
+    })
+}
+
+async fn serve_until_signalled(server: Arc<Server>) -> anyhow::Result<ExitCode> {
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => {
+                // The outcome is logged by reload itself.
+                let _ = server.reload().await;
+            }
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+    tokio::select! {
+        _ = server.shutdown() => {}
+        // A second signal means "now".
+        _ = terminate.recv() => tracing::warn!("second signal: exiting without waiting"),
+        _ = interrupt.recv() => tracing::warn!("second signal: exiting without waiting"),
+    }
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Tells the user what is served where, in plain words.
+fn print_summary(server: &Server, is_demo: bool) {
+    let snapshot = server.snapshot();
+    let config: &Config = &snapshot.config;
+    let mut addrs = server.local_addrs();
+    addrs.sort();
+    let mut text = String::new();
+    if is_demo {
+        text.push_str("wharf: no wharf.toml here, serving the embedded demo\n");
+    }
+    for addr in &addrs {
+        let shown = if addr.ip().is_unspecified() {
+            format!("http://localhost:{}", addr.port())
+        } else {
+            format!("http://{addr}")
+        };
+        text.push_str(&format!("wharf: listening on {shown}\n"));
+    }
+    for site in &config.sites {
+        let hosts: Vec<String> = site
+            .hosts
+            .iter()
+            .map(|h| match h {
+                HostPattern::Any => "any host".to_string(),
+                HostPattern::Exact(name) => name.clone(),
+                HostPattern::Wildcard(suffix) => format!("*{suffix}"),
+            })
+            .collect();
+        let hosts = if hosts.is_empty() { "any host".to_string() } else { hosts.join(", ") };
+        for route in &site.routes {
+            let what = match &route.action {
+                Action::Proxy { upstream } => {
+                    let servers: Vec<String> = config
+                        .upstreams
+                        .get(upstream)
+                        .map(|u| u.servers.iter().map(|s| s.addr.to_string()).collect())
+                        .unwrap_or_default();
+                    format!("proxy to {upstream} ({})", servers.join(", "))
+                }
+                Action::Static { root, .. } => format!("files from {}", root.display()),
+                Action::Redirect { to, status } => format!("redirect {status} to {to}"),
+                Action::Respond { status, .. } => format!("fixed response {status}"),
+            };
+            text.push_str(&format!("wharf:   {hosts} {} -> {what}\n", route.path));
+        }
+    }
+    if let Some(admin) = server.admin_addr() {
+        text.push_str(&format!("wharf: admin API on http://{admin} (/healthz, /readyz, POST /reload)\n"));
+    }
+    eprint!("{text}");
+}

@@ -385,7 +385,7 @@ mod tests {
         (Response::from_parts(parts, ()), bytes.to_vec())
     }
 
-    fn header<'a>(response: &'a Response<()>, name: header::HeaderName) -> &'a str {
+    fn header(response: &Response<()>, name: header::HeaderName) -> &str {
         response
             .headers()
             .get(name)

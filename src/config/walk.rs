@@ -357,12 +357,17 @@ impl<'a> Fields<'a> {
                 Some(near) => format!("did you mean `{near}`? valid keys here: {valid}"),
                 None => format!("valid keys here: {valid}"),
             };
-            ctx.error(
-                &span,
-                &self.key(name),
-                format!("unknown key `{name}`"),
-                Some(fix),
-            );
+            let is_section = self.path.is_empty()
+                && self
+                    .table
+                    .get(name)
+                    .is_some_and(|i| i.is_table() || i.is_array_of_tables());
+            let message = if is_section {
+                format!("unknown section `[{name}]`")
+            } else {
+                format!("unknown key `{name}`")
+            };
+            ctx.error(&span, &self.key(name), message, Some(fix));
         }
     }
 }

@@ -1,0 +1,231 @@
+//! Reverse proxying against real backends on loopback: forwarded headers,
+//! hop-by-hop stripping, WebSockets, streaming bodies, errors.
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use http::Method;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn proxy_to(addr: std::net::SocketAddr, extra_upstream: &str) -> String {
+    format!(
+        "[[site]]\n  [[site.route]]\n  path = \"/\"\n  upstream = \"app\"\n\n\
+         [upstream.app]\nservers = [\"{addr}\"]\n{extra_upstream}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_client_cannot_spoof_forwarded_headers() {
+    let backend = echo().await;
+    let wharf = Wharf::start("", &proxy_to(backend, ""));
+    let reply = get(
+        &wharf.url("/who?x=1"),
+        &[
+            ("host", "shop.example.com"),
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-real-ip", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil.example"),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let seen = reply.json();
+    let headers = &seen["headers"];
+    assert_eq!(headers["host"], "shop.example.com", "Host is kept");
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(headers["x-real-ip"], "127.0.0.1");
+    assert_eq!(headers["x-forwarded-proto"], "http");
+    assert_eq!(headers["x-forwarded-host"], "shop.example.com");
+    assert_eq!(seen["path"], "/who");
+    assert_eq!(seen["query"], "x=1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_proxy_chain_is_extended_and_real_ip_taken_from_it() {
+    let backend = echo().await;
+    let wharf = Wharf::start("trusted_proxies = [\"127.0.0.0/8\"]", &proxy_to(backend, ""));
+    let reply = get(
+        &wharf.url("/"),
+        &[("x-forwarded-for", "198.51.100.7"), ("x-forwarded-proto", "https")],
+    )
+    .await;
+    let headers = &reply.json()["headers"];
+    assert_eq!(headers["x-forwarded-for"], "198.51.100.7, 127.0.0.1");
+    assert_eq!(headers["x-real-ip"], "198.51.100.7");
+    assert_eq!(headers["x-forwarded-proto"], "https");
+    // The access log records the real client, not the proxy.
+    let found = eventually(Duration::from_secs(5), || {
+        wharf.access_log().iter().any(|l| l["client"]["ip"] == "198.51.100.7")
+    })
+    .await;
+    assert!(found, "access log: {:?}", wharf.access_log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hop_by_hop_headers_are_stripped_both_ways() {
+    // A raw backend that records the request head and answers with
+    // hop-by-hop headers of its own.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let backend = listener.local_addr().expect("addr");
+    let (seen_tx, seen_rx) = tokio::sync::oneshot::channel::<String>();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.expect("read");
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let _ = seen_tx.send(String::from_utf8_lossy(&head).to_lowercase());
+        let response = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: x-backend-private\r\n\
+                        X-Backend-Private: secret\r\nKeep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\n\
+                        X-Public: yes\r\n\r\nok";
+        stream.write_all(response.as_bytes()).await.expect("write");
+    });
+    let wharf = Wharf::start("", &proxy_to(backend, ""));
+    let reply = get(
+        &wharf.url("/"),
+        &[
+            ("connection", "keep-alive, x-client-private"),
+            ("x-client-private", "secret"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-authorization", "Basic Zm9vOmJhcg=="),
+            ("te", "gzip"),
+            ("x-client-public", "yes"),
+        ],
+    )
+    .await;
+    let seen = seen_rx.await.expect("backend saw the request");
+    for stripped in ["x-client-private", "keep-alive:", "proxy-authorization", "te: gzip"] {
+        assert!(!seen.contains(stripped), "{stripped} reached the backend:\n{seen}");
+    }
+    assert!(seen.contains("x-client-public: yes"), "{seen}");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-public"), Some("yes"));
+    for stripped in ["x-backend-private", "keep-alive", "proxy-authenticate"] {
+        assert!(reply.header(stripped).is_none(), "{stripped} reached the client");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_echo_works_through_wharf() {
+    let backend = echo().await;
+    let wharf = Wharf::start("", &proxy_to(backend, ""));
+    let (mut socket, response) = tokio_tungstenite::connect_async(format!("ws://{}/ws", wharf.addr))
+        .await
+        .expect("websocket handshake through wharf");
+    assert_eq!(response.status(), 101);
+    for text in ["hello", "through", "wharf"] {
+        socket
+            .send(tokio_tungstenite::tungstenite::Message::text(text))
+            .await
+            .expect("send");
+        let echoed = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("echo in time")
+            .expect("a message")
+            .expect("not an error");
+        assert_eq!(echoed.into_text().expect("text").as_str(), text);
+    }
+    socket.close(None).await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_client_is_proxied_to_http1_backend() {
+    let backend = echo().await;
+    let wharf = Wharf::start("", &proxy_to(backend, ""));
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let reply = send(&client, Method::GET, &wharf.url("/h2"), &[], b"").await;
+    assert_eq!(reply.status, 200);
+    let seen = reply.json();
+    assert_eq!(seen["path"], "/h2");
+    assert_eq!(seen["headers"]["host"], wharf.addr.to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_backend_gives_502_and_slow_backend_504_without_internal_details() {
+    let dead = dead_addr();
+    let wharf = Wharf::start("", &proxy_to(dead, "connect_timeout = \"1s\""));
+    let reply = get(&wharf.url("/"), &[]).await;
+    assert_eq!(reply.status, 502);
+    assert_eq!(reply.text(), "502 Bad Gateway\n");
+    drop(wharf);
+
+    let backend = echo().await;
+    let wharf = Wharf::start("", &proxy_to(backend, "response_timeout = \"300ms\""));
+    let reply = get(&wharf.url("/slow?sleep=3000"), &[]).await;
+    assert_eq!(reply.status, 504);
+    assert_eq!(reply.text(), "504 Gateway Timeout\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_over_max_body_size_is_refused_with_413() {
+    let backend = echo().await;
+    let wharf = Wharf::start("max_body_size = \"1KiB\"", &proxy_to(backend, ""));
+    let client = client();
+    let ok = send(&client, Method::POST, &wharf.url("/"), &[], &[b'a'; 1000]).await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.json()["body_bytes"], 1000);
+    let refused = send(&client, Method::POST, &wharf.url("/"), &[], &[b'a'; 4096]).await;
+    assert_eq!(refused.status, 413);
+}
+
+/// Streams `total` bytes as a chunked upload without holding them.
+fn upload_body(total: u64) -> impl http_body::Body<Data = bytes::Bytes, Error = std::io::Error> + Send {
+    let chunk = bytes::Bytes::from(vec![b'x'; 256 * 1024]);
+    let chunks = total / chunk.len() as u64;
+    let stream = futures_util::stream::iter(0..chunks)
+        .map(move |_| Ok::<_, std::io::Error>(http_body::Frame::data(chunk.clone())));
+    http_body_util::StreamBody::new(stream)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_200_mib_upload_and_download_stream_through_with_low_memory() {
+    const TOTAL: u64 = 200 * 1024 * 1024;
+    let backend = echo().await;
+    let wharf = Wharf::start("max_body_size = \"1GiB\"", &proxy_to(backend, ""));
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http();
+    let request = http::Request::post(wharf.url("/upload"))
+        .body(upload_body(TOTAL))
+        .expect("request");
+    let response = client.request(request).await.expect("upload response");
+    assert_eq!(response.status(), 200);
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    let seen: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(seen["body_bytes"], TOTAL);
+
+    // And the other way: a 200 MiB download, read and dropped chunk by chunk.
+    let response = support::client()
+        .request(
+            http::Request::get(wharf.url(&format!("/download?bytes={TOTAL}")))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .expect("request"),
+        )
+        .await
+        .expect("download response");
+    let mut body = response.into_body();
+    let mut received = 0u64;
+    while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+        if let Some(data) = frame.expect("frame").data_ref() {
+            received += data.len() as u64;
+        }
+    }
+    assert_eq!(received, TOTAL);
+
+    let peak_mib = wharf.peak_rss_kib() / 1024;
+    println!("wharf peak RSS after 200 MiB up and down: {peak_mib} MiB");
+    assert!(peak_mib < 64, "wharf held the body in memory: peak RSS {peak_mib} MiB");
+}

@@ -43,7 +43,7 @@ impl HostTable {
         }
         table
             .wildcards
-            .sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+            .sort_by_key(|entry| std::cmp::Reverse(entry.0.len()));
         table
     }
 
@@ -105,7 +105,7 @@ pub struct Matched<'a, T> {
 
 impl<T> PathTable<T> {
     pub fn new(mut routes: Vec<(String, T)>) -> PathTable<T> {
-        routes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        routes.sort_by_key(|entry| std::cmp::Reverse(entry.0.len()));
         PathTable { routes }
     }
 

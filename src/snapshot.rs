@@ -159,8 +159,11 @@ fn action(
             status: StatusCode::from_u16(*status)
                 .map_err(|_| route_error(format!("{status} is not a status code")))?,
             body: Bytes::from(body.clone()),
-            content_type: HeaderValue::from_str(content_type)
-                .map_err(|_| route_error(format!("content_type {content_type:?} is not a valid header value")))?,
+            content_type: HeaderValue::from_str(content_type).map_err(|_| {
+                route_error(format!(
+                    "content_type {content_type:?} is not a valid header value"
+                ))
+            })?,
         },
     })
 }

@@ -47,10 +47,16 @@ async fn untrusted_client_cannot_spoof_forwarded_headers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trusted_proxy_chain_is_extended_and_real_ip_taken_from_it() {
     let backend = echo().await;
-    let wharf = Wharf::start("trusted_proxies = [\"127.0.0.0/8\"]", &proxy_to(backend, ""));
+    let wharf = Wharf::start(
+        "trusted_proxies = [\"127.0.0.0/8\"]",
+        &proxy_to(backend, ""),
+    );
     let reply = get(
         &wharf.url("/"),
-        &[("x-forwarded-for", "198.51.100.7"), ("x-forwarded-proto", "https")],
+        &[
+            ("x-forwarded-for", "198.51.100.7"),
+            ("x-forwarded-proto", "https"),
+        ],
     )
     .await;
     let headers = &reply.json()["headers"];
@@ -59,7 +65,10 @@ async fn trusted_proxy_chain_is_extended_and_real_ip_taken_from_it() {
     assert_eq!(headers["x-forwarded-proto"], "https");
     // The access log records the real client, not the proxy.
     let found = eventually(Duration::from_secs(5), || {
-        wharf.access_log().iter().any(|l| l["client"]["ip"] == "198.51.100.7")
+        wharf
+            .access_log()
+            .iter()
+            .any(|l| l["client"]["ip"] == "198.51.100.7")
     })
     .await;
     assert!(found, "access log: {:?}", wharf.access_log());
@@ -69,7 +78,9 @@ async fn trusted_proxy_chain_is_extended_and_real_ip_taken_from_it() {
 async fn hop_by_hop_headers_are_stripped_both_ways() {
     // A raw backend that records the request head and answers with
     // hop-by-hop headers of its own.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let backend = listener.local_addr().expect("addr");
     let (seen_tx, seen_rx) = tokio::sync::oneshot::channel::<String>();
     tokio::spawn(async move {
@@ -103,14 +114,25 @@ async fn hop_by_hop_headers_are_stripped_both_ways() {
     )
     .await;
     let seen = seen_rx.await.expect("backend saw the request");
-    for stripped in ["x-client-private", "keep-alive:", "proxy-authorization", "te: gzip"] {
-        assert!(!seen.contains(stripped), "{stripped} reached the backend:\n{seen}");
+    for stripped in [
+        "x-client-private",
+        "keep-alive:",
+        "proxy-authorization",
+        "te: gzip",
+    ] {
+        assert!(
+            !seen.contains(stripped),
+            "{stripped} reached the backend:\n{seen}"
+        );
     }
     assert!(seen.contains("x-client-public: yes"), "{seen}");
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("x-public"), Some("yes"));
     for stripped in ["x-backend-private", "keep-alive", "proxy-authenticate"] {
-        assert!(reply.header(stripped).is_none(), "{stripped} reached the client");
+        assert!(
+            reply.header(stripped).is_none(),
+            "{stripped} reached the client"
+        );
     }
 }
 
@@ -118,9 +140,10 @@ async fn hop_by_hop_headers_are_stripped_both_ways() {
 async fn websocket_echo_works_through_wharf() {
     let backend = echo().await;
     let wharf = Wharf::start("", &proxy_to(backend, ""));
-    let (mut socket, response) = tokio_tungstenite::connect_async(format!("ws://{}/ws", wharf.addr))
-        .await
-        .expect("websocket handshake through wharf");
+    let (mut socket, response) =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws", wharf.addr))
+            .await
+            .expect("websocket handshake through wharf");
     assert_eq!(response.status(), 101);
     for text in ["hello", "through", "wharf"] {
         socket
@@ -180,7 +203,9 @@ async fn body_over_max_body_size_is_refused_with_413() {
 }
 
 /// Streams `total` bytes as a chunked upload without holding them.
-fn upload_body(total: u64) -> impl http_body::Body<Data = bytes::Bytes, Error = std::io::Error> + Send {
+fn upload_body(
+    total: u64,
+) -> impl http_body::Body<Data = bytes::Bytes, Error = std::io::Error> + Send {
     let chunk = bytes::Bytes::from(vec![b'x'; 256 * 1024]);
     let chunks = total / chunk.len() as u64;
     let stream = futures_util::stream::iter(0..chunks)
@@ -227,5 +252,8 @@ async fn a_200_mib_upload_and_download_stream_through_with_low_memory() {
 
     let peak_mib = wharf.peak_rss_kib() / 1024;
     println!("wharf peak RSS after 200 MiB up and down: {peak_mib} MiB");
-    assert!(peak_mib < 64, "wharf held the body in memory: peak RSS {peak_mib} MiB");
+    assert!(
+        peak_mib < 64,
+        "wharf held the body in memory: peak RSS {peak_mib} MiB"
+    );
 }

@@ -17,7 +17,9 @@ pub fn reload(path: &Path, admin: Option<SocketAddr>) -> anyhow::Result<ExitCode
         Some(addr) => addr,
         None => {
             let config = config::load(path).map_err(|errors| {
-                anyhow::anyhow!("{errors}\nthe running wharf would reject this config too; fix it first")
+                anyhow::anyhow!(
+                    "{errors}\nthe running wharf would reject this config too; fix it first"
+                )
             })?;
             match config.server.admin {
                 Some(addr) => addr,

@@ -102,7 +102,11 @@ fn print_summary(server: &Server, is_demo: bool) {
                 HostPattern::Wildcard(suffix) => format!("*{suffix}"),
             })
             .collect();
-        let hosts = if hosts.is_empty() { "any host".to_string() } else { hosts.join(", ") };
+        let hosts = if hosts.is_empty() {
+            "any host".to_string()
+        } else {
+            hosts.join(", ")
+        };
         for route in &site.routes {
             let what = match &route.action {
                 Action::Proxy { upstream } => {
@@ -121,7 +125,9 @@ fn print_summary(server: &Server, is_demo: bool) {
         }
     }
     if let Some(admin) = server.admin_addr() {
-        text.push_str(&format!("wharf: admin API on http://{admin} (/healthz, /readyz, POST /reload)\n"));
+        text.push_str(&format!(
+            "wharf: admin API on http://{admin} (/healthz, /readyz, POST /reload)\n"
+        ));
     }
     eprint!("{text}");
 }

@@ -31,14 +31,20 @@ pub struct AccessLog {
 
 impl std::fmt::Debug for AccessLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessLog").field("target", &self.target).finish()
+        f.debug_struct("AccessLog")
+            .field("target", &self.target)
+            .finish()
     }
 }
 
 impl AccessLog {
     /// Opens the target (a file is created and appended to).
     pub fn open(target: &config::AccessLog) -> std::io::Result<AccessLog> {
-        let builder = || NonBlockingBuilder::default().lossy(false).thread_name("wharf-access-log");
+        let builder = || {
+            NonBlockingBuilder::default()
+                .lossy(false)
+                .thread_name("wharf-access-log")
+        };
         let sink = match target {
             config::AccessLog::Off => None,
             config::AccessLog::Stdout => Some(builder().finish(std::io::stdout())),
@@ -206,7 +212,10 @@ fn render(entry: &Entry, outcome: &Outcome, bytes: u64) -> Vec<u8> {
             port: entry.client.port(),
             address: entry.client.ip().to_string(),
         },
-        user_agent: entry.user_agent.as_deref().map(|original| UserAgent { original }),
+        user_agent: entry
+            .user_agent
+            .as_deref()
+            .map(|original| UserAgent { original }),
         upstream: outcome.upstream.map(|addr| Upstream {
             address: addr.to_string(),
         }),

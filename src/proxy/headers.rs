@@ -44,7 +44,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let keep_te_trailers = headers
         .get(header::TE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        });
     for name in &HOP_BY_HOP {
         headers.remove(name);
     }
@@ -96,7 +99,10 @@ pub fn set_forwarded(headers: &mut HeaderMap, fwd: Forwarding<'_>, client_ip: Ip
         headers.insert(X_REAL_IP.clone(), value);
     }
     if !(fwd.peer_trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(fwd.scheme));
+        headers.insert(
+            X_FORWARDED_PROTO.clone(),
+            HeaderValue::from_static(fwd.scheme),
+        );
     }
     if !(fwd.peer_trusted && headers.contains_key(&X_FORWARDED_HOST)) {
         match fwd.host {
@@ -186,7 +192,12 @@ mod tests {
         ]);
         let peer: IpAddr = "203.0.113.9".parse().expect("ip");
         let host = HeaderValue::from_static("example.com");
-        let fwd = Forwarding { peer, peer_trusted: false, scheme: "http", host: Some(&host) };
+        let fwd = Forwarding {
+            peer,
+            peer_trusted: false,
+            scheme: "http",
+            host: Some(&host),
+        };
         let client = client_ip(&map, peer, |_| false);
         set_forwarded(&mut map, fwd, client);
         assert_eq!(map["x-forwarded-for"], "203.0.113.9");
@@ -197,12 +208,20 @@ mod tests {
 
     #[test]
     fn trusted_proxy_chain_is_extended_and_real_ip_found() {
-        let mut map = h(&[("x-forwarded-for", "198.51.100.7, 10.0.0.2"), ("x-forwarded-proto", "https")]);
+        let mut map = h(&[
+            ("x-forwarded-for", "198.51.100.7, 10.0.0.2"),
+            ("x-forwarded-proto", "https"),
+        ]);
         let peer: IpAddr = "10.0.0.1".parse().expect("ip");
         let trusted = |ip: IpAddr| matches!(ip, IpAddr::V4(v4) if v4.octets()[0] == 10);
         let client = client_ip(&map, peer, trusted);
         assert_eq!(client, "198.51.100.7".parse::<IpAddr>().expect("ip"));
-        let fwd = Forwarding { peer, peer_trusted: true, scheme: "http", host: None };
+        let fwd = Forwarding {
+            peer,
+            peer_trusted: true,
+            scheme: "http",
+            host: None,
+        };
         set_forwarded(&mut map, fwd, client);
         assert_eq!(map["x-forwarded-for"], "198.51.100.7, 10.0.0.2, 10.0.0.1");
         assert_eq!(map["x-forwarded-proto"], "https");

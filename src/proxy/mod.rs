@@ -40,7 +40,11 @@ pub struct ClientInfo {
 pub struct UpstreamUsed(pub SocketAddr);
 
 /// Sends `req` to a server of `pool` and returns its response.
-pub async fn forward(mut req: Request<Incoming>, pool: &Pool, max_body_size: u64) -> Response<Body> {
+pub async fn forward(
+    mut req: Request<Incoming>,
+    pool: &Pool,
+    max_body_size: u64,
+) -> Response<Body> {
     if content_length(&req).is_some_and(|len| len > max_body_size) {
         return response::status(StatusCode::PAYLOAD_TOO_LARGE);
     }

@@ -35,7 +35,8 @@ pub fn tunnel(client: OnUpgrade, upstream: OnUpgrade, server: SocketAddr) {
             (Ok(client), Ok(upstream)) => {
                 let mut client = TokioIo::new(client);
                 let mut upstream = TokioIo::new(upstream);
-                if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await
+                {
                     tracing::debug!(server = %server, error = %error, "upgraded connection ended with an error");
                 }
             }

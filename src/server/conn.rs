@@ -92,7 +92,11 @@ fn now_ms() -> u64 {
 
 /// The entry point of every request: client facts, site by host, the site's
 /// stack, then the access log around the response body.
-async fn handle(mut req: Request<Incoming>, peer: SocketAddr, snapshot: Arc<Snapshot>) -> Response<Body> {
+async fn handle(
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+    snapshot: Arc<Snapshot>,
+) -> Response<Body> {
     let start = Instant::now();
     let peer_trusted = snapshot.is_trusted(peer.ip());
     let client_ip = headers::client_ip(req.headers(), peer.ip(), |ip| snapshot.is_trusted(ip));

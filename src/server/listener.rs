@@ -67,7 +67,9 @@ pub struct Handle {
 /// Starts accepting on `listener`.
 pub fn spawn(listener: TcpListener, server: Arc<Server>) -> Handle {
     let (stop_tx, mut stop_rx) = watch::channel(());
-    let local = listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let local = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     tracing::info!(addr = %local, "listening");
     tokio::spawn(async move {
         loop {

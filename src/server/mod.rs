@@ -247,7 +247,10 @@ impl Server {
             .is_err()
         {
             let left = self.connections.open();
-            tracing::warn!(open_connections = left, "shutdown timeout reached; closing the rest");
+            tracing::warn!(
+                open_connections = left,
+                "shutdown timeout reached; closing the rest"
+            );
             return left;
         }
         0

@@ -49,7 +49,8 @@ impl Wharf {
     /// Like `start`, in a directory the test prepared (static files...).
     pub fn start_in(dir: tempfile::TempDir, server_extra: &str, body: &str) -> Wharf {
         let config_path = dir.path().join("wharf.toml");
-        std::fs::write(&config_path, config_text(dir.path(), server_extra, body)).expect("write config");
+        std::fs::write(&config_path, config_text(dir.path(), server_extra, body))
+            .expect("write config");
         let mut child = Command::new(WHARF)
             .args(["run", "-c"])
             .arg(&config_path)
@@ -82,7 +83,10 @@ impl Wharf {
                 Ok(_) => {}
                 Err(_) => {
                     let _ = child.kill();
-                    panic!("wharf did not start; logs: {:?}", logs.lock().expect("logs"));
+                    panic!(
+                        "wharf did not start; logs: {:?}",
+                        logs.lock().expect("logs")
+                    );
                 }
             }
         }
@@ -144,7 +148,11 @@ impl Wharf {
     }
 
     pub fn logs_contain(&self, needle: &str) -> bool {
-        self.logs.lock().expect("logs").iter().any(|l| l.contains(needle))
+        self.logs
+            .lock()
+            .expect("logs")
+            .iter()
+            .any(|l| l.contains(needle))
     }
 
     /// Peak resident memory (VmHWM) in KiB.
@@ -172,7 +180,9 @@ pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
 
 /// Starts the echo backend in this process on a free port.
 pub async fn echo() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind echo");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind echo");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         let _ = wharf::echo::serve(listener).await;
@@ -194,9 +204,8 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     pub fn text(&self) -> String {
@@ -215,12 +224,20 @@ pub fn client() -> TestClient {
 }
 
 /// One request with a 30 s deadline.
-pub async fn send(client: &TestClient, method: Method, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+pub async fn send(
+    client: &TestClient,
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
     let mut builder = Request::builder().method(method).uri(url);
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
-    let request = builder.body(Full::new(Bytes::copy_from_slice(body))).expect("request");
+    let request = builder
+        .body(Full::new(Bytes::copy_from_slice(body)))
+        .expect("request");
     let response = tokio::time::timeout(Duration::from_secs(30), client.request(request))
         .await
         .expect("response in time")

@@ -1,0 +1,411 @@
+//! The life of a wharf process: config errors, reloads under load,
+//! graceful shutdown, taken ports, the admin API and the CLI.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use http::Method;
+use support::*;
+
+fn respond_site(body: &str) -> String {
+    format!("[[site]]\n  [[site.route]]\n  path = \"/\"\n  respond = \"{body}\"\n")
+}
+
+fn proxy_site(addr: std::net::SocketAddr) -> String {
+    format!(
+        "[[site]]\n  [[site.route]]\n  path = \"/\"\n  upstream = \"app\"\n\n\
+         [upstream.app]\nservers = [\"{addr}\"]\n"
+    )
+}
+
+#[test]
+fn config_errors_are_all_printed_with_file_line_and_column() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = [\"0.0.0.0:80x\"]\nshutdown_timeout = \"soon\"\n\n\
+         [[site]]\n  [[site.route]]\n  path = \"/\"\n  upstream = \"missing\"\n\
+         [site.cors]\n  origins = [\"*\"]\n  credentials = true\n",
+    )
+    .expect("write");
+    let output = Command::new(WHARF)
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .expect("run wharf check");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for expected in [
+        "bad.toml:2:",
+        "server.listen[0]",
+        "bad.toml:3:",
+        "server.shutdown_timeout",
+        "bad.toml:8:",
+        "missing",
+        "credentials",
+        "fix:",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("4 errors in"), "{stderr}");
+}
+
+#[test]
+fn check_accepts_a_good_config_and_print_redacts_file_secrets() {
+    let dir = tempfile::tempdir().expect("dir");
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "hunter2-very-secret\n").expect("write");
+    let path = dir.path().join("wharf.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[site]]\n  [[site.route]]\n  path = \"/\"\n  respond = \"${{file:{}}}\"\n",
+            secret.display()
+        ),
+    )
+    .expect("write");
+    let output = Command::new(WHARF)
+        .args(["check", "--print", "-c"])
+        .arg(&path)
+        .output()
+        .expect("run wharf check");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("<redacted>"), "{printed}");
+    assert!(!printed.contains("hunter2"), "secret leaked:\n{printed}");
+    assert!(
+        printed.contains("shutdown_timeout"),
+        "defaults are shown:\n{printed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_reloads_during_2000_requests_lose_none() {
+    let a = echo().await;
+    let b = echo().await;
+    let wharf = Wharf::start("", &proxy_site(a));
+    let url = wharf.url("/load");
+    let admin = format!("http://{}/reload", wharf.admin);
+
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let url = url.clone();
+        workers.push(tokio::spawn(async move {
+            let client = client();
+            let mut failures = Vec::new();
+            for _ in 0..500 {
+                let reply = send(&client, Method::GET, &url, &[], b"").await;
+                if reply.status != 200 {
+                    failures.push(reply.status);
+                }
+            }
+            failures
+        }));
+    }
+    let admin_client = client();
+    for round in 0..20 {
+        let next = if round % 2 == 0 { b } else { a };
+        wharf.rewrite("", &proxy_site(next));
+        if round % 2 == 0 {
+            let reply = send(&admin_client, Method::POST, &admin, &[], b"").await;
+            assert_eq!(reply.status, 200, "reload {round}: {}", reply.text());
+        } else {
+            wharf.signal("HUP");
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    let mut failures = Vec::new();
+    for worker in workers {
+        failures.extend(worker.await.expect("worker"));
+    }
+    assert!(failures.is_empty(), "failed requests: {failures:?}");
+    let reloads = wharf
+        .logs
+        .lock()
+        .expect("logs")
+        .iter()
+        .filter(|l| l.contains("config reloaded"))
+        .count();
+    assert!(reloads >= 15, "only {reloads} reloads were logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_reload_keeps_the_old_config_serving_and_says_why() {
+    let wharf = Wharf::start("", &respond_site("old"));
+    assert_eq!(get(&wharf.url("/"), &[]).await.text(), "old");
+    wharf.rewrite(
+        "",
+        "[[site]]\n  [[site.route]]\n  path = \"/\"\n  upstream = \"nope\"\n",
+    );
+    let reply = send(
+        &client(),
+        Method::POST,
+        &format!("http://{}/reload", wharf.admin),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(reply.status, 422);
+    let error = reply.json()["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        error.contains("wharf.toml:14:14: site[0].route[0].upstream"),
+        "{error}"
+    );
+    assert_eq!(get(&wharf.url("/"), &[]).await.text(), "old");
+
+    // The CLI reports the same through the admin API.
+    let output = Command::new(WHARF)
+        .args(["reload", "--admin", &wharf.admin.to_string()])
+        .output()
+        .expect("wharf reload");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("previous config keeps serving"));
+
+    wharf.rewrite("", &respond_site("new"));
+    let output = Command::new(WHARF)
+        .args(["reload", "--admin", &wharf.admin.to_string()])
+        .output()
+        .expect("wharf reload");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(get(&wharf.url("/"), &[]).await.text(), "new");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_adds_and_removes_listeners() {
+    let wharf = Wharf::start("", &respond_site("hi"));
+    let extra = dead_addr();
+    wharf.rewrite(
+        &format!("listen = [\"127.0.0.1:0\", \"{extra}\"]"),
+        &respond_site("hi"),
+    );
+    // `listen` appears twice in [server] now; the harness line comes first,
+    // so write the whole server section instead.
+    let text = std::fs::read_to_string(&wharf.config_path).expect("read");
+    let text = text.replacen("listen = [\"127.0.0.1:0\"]\n", "", 1);
+    std::fs::write(&wharf.config_path, text).expect("write");
+    wharf.signal("HUP");
+    let url = format!("http://{extra}/");
+    let mut served = false;
+    for _ in 0..100 {
+        if let Ok(Ok(response)) = tokio::time::timeout(
+            Duration::from_secs(1),
+            client().request(
+                http::Request::get(&url)
+                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                    .expect("req"),
+            ),
+        )
+        .await
+        {
+            served = response.status() == 200;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(served, "new listener {extra} never answered");
+
+    wharf.rewrite("", &respond_site("hi"));
+    wharf.signal("HUP");
+    let closed = eventually(Duration::from_secs(5), || {
+        std::net::TcpStream::connect(extra).is_err()
+    })
+    .await;
+    assert!(closed, "removed listener {extra} still accepts");
+    assert_eq!(get(&wharf.url("/"), &[]).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_slow_in_flight_request_finish_then_exits_0() {
+    let backend = echo().await;
+    let mut wharf = Wharf::start("shutdown_timeout = \"10s\"", &proxy_site(backend));
+    let url = wharf.url("/slow?sleep=1500");
+    let slow = tokio::spawn(async move { get(&url, &[]).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let signalled = Instant::now();
+    wharf.signal("TERM");
+    // New connections are refused soon after the signal.
+    let addr = wharf.addr;
+    let refused = eventually(Duration::from_secs(3), || {
+        std::net::TcpStream::connect(addr).is_err()
+    })
+    .await;
+    assert!(refused, "still accepting after SIGTERM");
+    let reply = slow.await.expect("slow request task");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["query"], "sleep=1500");
+    let status = wharf
+        .wait_exit(Duration::from_secs(10))
+        .expect("wharf exited");
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        signalled.elapsed() >= Duration::from_millis(1000),
+        "exited before the request finished"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_timeout_bounds_the_wait_for_stuck_requests() {
+    let backend = echo().await;
+    let mut wharf = Wharf::start("shutdown_timeout = \"500ms\"", &proxy_site(backend));
+    let url = wharf.url("/stuck?sleep=20000");
+    let _stuck = tokio::spawn(async move { get(&url, &[]).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let signalled = Instant::now();
+    wharf.signal("TERM");
+    let status = wharf
+        .wait_exit(Duration::from_secs(10))
+        .expect("wharf exited");
+    assert_eq!(status.code(), Some(0));
+    assert!(signalled.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn a_taken_port_exits_1_naming_the_address_and_the_holder() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr");
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("wharf.toml");
+    std::fs::write(
+        &path,
+        format!("[server]\nlisten = [\"{addr}\"]\nadmin = \"off\"\n"),
+    )
+    .expect("write");
+    let output = Command::new(WHARF)
+        .args(["run", "-c"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run wharf");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("address already in use") || stderr.contains("Address already in use"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("pid {}", std::process::id())),
+        "holder not named: {stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_reports_health_and_readiness() {
+    let wharf = Wharf::start("", &respond_site("hi"));
+    let health = get(&format!("http://{}/healthz", wharf.admin), &[]).await;
+    assert_eq!(health.status, 200);
+    let ready = get(&format!("http://{}/readyz", wharf.admin), &[]).await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json()["status"], "ready");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_has_one_ecs_line_per_request() {
+    let backend = echo().await;
+    let wharf = Wharf::start("", &proxy_site(backend));
+    get(&wharf.url("/logged?a=1"), &[("user-agent", "wharf-test/1")]).await;
+    let found = eventually(Duration::from_secs(5), || {
+        wharf
+            .access_log()
+            .iter()
+            .any(|l| l["url"]["path"] == "/logged")
+    })
+    .await;
+    assert!(found);
+    let line = wharf
+        .access_log()
+        .into_iter()
+        .find(|l| l["url"]["path"] == "/logged")
+        .expect("line");
+    assert!(line["@timestamp"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z')));
+    assert_eq!(line["http"]["request"]["method"], "GET");
+    assert_eq!(line["http"]["response"]["status_code"], 200);
+    assert_eq!(line["url"]["query"], "a=1");
+    assert_eq!(line["client"]["ip"], "127.0.0.1");
+    assert_eq!(line["user_agent"]["original"], "wharf-test/1");
+    assert_eq!(line["upstream"]["address"], backend.to_string());
+    assert!(line["event"]["duration"].as_u64().is_some_and(|d| d > 0));
+    assert!(line["http"]["response"]["body"]["bytes"]
+        .as_u64()
+        .is_some_and(|b| b > 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keepalive_connections_are_closed_after_idle_timeout() {
+    let wharf = Wharf::start("idle_timeout = \"300ms\"", &respond_site("hi"));
+    let started = Instant::now();
+    let answer = raw(wharf.addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "idle connection was not closed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let wharf = Wharf::start("header_timeout = \"300ms\"", &respond_site("hi"));
+    let started = Instant::now();
+    let answer = raw(wharf.addr, b"GET / HTTP/1.1\r\nHost: x\r\n").await;
+    assert!(!answer.contains("200"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "slow client was not cut off"
+    );
+}
+
+#[test]
+fn without_a_config_file_wharf_runs_the_demo() {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = dead_addr().port();
+    let mut child = Command::new(WHARF)
+        .arg("run")
+        .current_dir(dir.path())
+        .env("PORT", port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let result = runtime.block_on(async {
+        let url = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let welcome = get(&format!("{url}/"), &[]).await;
+        let echoed = get(&format!("{url}/echo/hi"), &[]).await;
+        (welcome, echoed)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let (welcome, echoed) = result;
+    assert_eq!(welcome.status, 200);
+    assert!(welcome.text().contains("wharf is running"));
+    assert_eq!(echoed.json()["path"], "/echo/hi");
+}

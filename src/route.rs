@@ -75,7 +75,7 @@ impl HostTable {
 }
 
 /// `example.com:8080` -> `example.com`, `[::1]:8080` -> `[::1]`.
-fn strip_port(host: &str) -> &str {
+pub(crate) fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         return match host.find(']') {
             Some(end) => &host[..=end],

@@ -120,7 +120,7 @@ async fn handle(
         version: req.version(),
         path: req.uri().path().to_string(),
         query: req.uri().query().map(str::to_string),
-        host: (!host.is_empty()).then(|| host.to_string()),
+        host: (!host.is_empty()).then(|| crate::route::strip_port(host).to_string()),
         client: peer,
         client_ip,
         user_agent: req

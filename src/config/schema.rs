@@ -33,6 +33,24 @@ pub mod defaults {
     pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
     pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
     pub const CORS_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
+    pub const WEIGHT: u32 = 1;
+    pub const RETRIES: u32 = 1;
+    pub const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+    pub const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(2);
+    pub const RETRY_BUDGET: f64 = 0.2;
+    pub const HEALTH_PATH: &str = "/health";
+    pub const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
+    pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+    pub const HEALTH_FAILS: u32 = 3;
+    pub const HEALTH_PASSES: u32 = 2;
+    pub const HEALTH_EXPECT: &str = "2xx";
+    /// Passive ejection is on by default, like nginx's max_fails.
+    pub const PASSIVE_MAX_FAILS: u32 = 5;
+    pub const PASSIVE_WINDOW: Duration = Duration::from_secs(10);
+    pub const PASSIVE_EJECT_FOR: Duration = Duration::from_secs(30);
+    pub const PASSIVE_MAX_EJECTED_PERCENT: u32 = 50;
+    pub const BREAKER_FAILURES: u32 = 5;
+    pub const BREAKER_OPEN_FOR: Duration = Duration::from_secs(10);
 }
 
 /// The whole configuration.
@@ -169,11 +187,38 @@ pub struct Cors {
 /// `[upstream.NAME]`: a pool of backend servers.
 #[derive(Debug, Clone, Serialize)]
 pub struct Upstream {
+    pub balance: Balance,
     pub servers: Vec<UpstreamServer>,
     #[serde(with = "humantime_serde_compat")]
     pub connect_timeout: Duration,
     #[serde(with = "humantime_serde_compat")]
     pub response_timeout: Duration,
+    /// Extra attempts on another server (0 = none).
+    pub retries: u32,
+    /// First retry delay; doubles each retry, with jitter, up to `retry_backoff_max`.
+    #[serde(with = "humantime_serde_compat")]
+    pub retry_backoff: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub retry_backoff_max: Duration,
+    /// Retries may add at most this fraction to the request rate.
+    pub retry_budget: f64,
+    /// Active health checks; `None` when `[upstream.NAME.health]` is absent.
+    pub health: Option<HealthCheck>,
+    /// Passive outlier ejection; `None` when disabled (`max_fails = 0`).
+    pub passive: Option<Passive>,
+    /// Circuit breaker; `None` when `[upstream.NAME.breaker]` is absent.
+    pub breaker: Option<Breaker>,
+}
+
+/// `balance = "..."`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    RoundRobin,
+    LeastConn,
+    IpHash,
+    P2c,
+    Random,
 }
 
 /// One backend server. A struct, not a bare address, because weights,
@@ -181,6 +226,75 @@ pub struct Upstream {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UpstreamServer {
     pub addr: SocketAddr,
+    /// Relative share of traffic, 1..=1000.
+    pub weight: u32,
+    /// Used only when no primary server is available.
+    pub backup: bool,
+}
+
+/// `[upstream.NAME.health]`: active checks.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthCheck {
+    /// Path requested, starting with `/`.
+    pub path: String,
+    #[serde(with = "humantime_serde_compat")]
+    pub interval: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    /// Consecutive failures before a server is taken out.
+    pub fails: u32,
+    /// Consecutive successes before it is let back in.
+    pub passes: u32,
+    /// Accepted statuses, inclusive range: "2xx" = 200..=299, "200" = 200..=200, "200-399".
+    pub expect: StatusRange,
+}
+
+/// An inclusive range of HTTP statuses, written "2xx", "204" or "200-399".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusRange {
+    pub low: u16,
+    pub high: u16,
+}
+
+impl StatusRange {
+    pub fn contains(&self, status: u16) -> bool {
+        (self.low..=self.high).contains(&status)
+    }
+}
+
+impl Serialize for StatusRange {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.low % 100 == 0 && self.high == self.low + 99 {
+            serializer.collect_str(&format_args!("{}xx", self.low / 100))
+        } else if self.low == self.high {
+            serializer.collect_str(&self.low)
+        } else {
+            serializer.collect_str(&format_args!("{}-{}", self.low, self.high))
+        }
+    }
+}
+
+/// `[upstream.NAME.passive]`: outlier ejection from real traffic.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Passive {
+    /// Connection errors, timeouts and 5xx answers within `window` that eject a server.
+    pub max_fails: u32,
+    #[serde(with = "humantime_serde_compat")]
+    pub window: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub eject_for: Duration,
+    /// Never eject more than this share of the pool's servers at once (0..=100).
+    pub max_ejected_percent: u32,
+}
+
+/// `[upstream.NAME.breaker]`: circuit breaker.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Breaker {
+    /// Consecutive failures that open the breaker.
+    pub failures: u32,
+    /// How long it stays open before one trial request decides.
+    #[serde(with = "humantime_serde_compat")]
+    pub open_for: Duration,
 }
 
 /// Serialises durations the way the file writes them (`"30s"`).

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 
-use super::schema::{defaults, Upstream, UpstreamServer};
+use super::schema::{defaults, Balance, Passive, Upstream, UpstreamServer};
 use super::server::{parse_ip, split_host_port};
 use super::walk::{Ctx, Entry, Span};
 
@@ -65,6 +65,19 @@ fn one(ctx: &mut Ctx, entry: &Entry) -> Option<Upstream> {
         servers: Vec::new(),
         connect_timeout: defaults::CONNECT_TIMEOUT,
         response_timeout: defaults::RESPONSE_TIMEOUT,
+        balance: Balance::RoundRobin,
+        retries: defaults::RETRIES,
+        retry_backoff: defaults::RETRY_BACKOFF,
+        retry_backoff_max: defaults::RETRY_BACKOFF_MAX,
+        retry_budget: defaults::RETRY_BUDGET,
+        health: None,
+        passive: Some(Passive {
+            max_fails: defaults::PASSIVE_MAX_FAILS,
+            window: defaults::PASSIVE_WINDOW,
+            eject_for: defaults::PASSIVE_EJECT_FOR,
+            max_ejected_percent: defaults::PASSIVE_MAX_EJECTED_PERCENT,
+        }),
+        breaker: None,
     };
     match fields.get("servers") {
         Some(servers) => {
@@ -120,7 +133,11 @@ fn read_servers(ctx: &mut Ctx, entry: &Entry, out: &mut Vec<UpstreamServer>) -> 
         } else {
             ctx.value_string(key, value)
                 .and_then(|text| resolve(ctx, key, &text, &value.span()))
-                .map(|addr| UpstreamServer { addr })
+                .map(|addr| UpstreamServer {
+                    addr,
+                    weight: defaults::WEIGHT,
+                    backup: false,
+                })
         };
         out.extend(server);
     }
@@ -140,7 +157,11 @@ fn server_table(ctx: &mut Ctx, fields: super::walk::Fields) -> Option<UpstreamSe
         }
     };
     fields.finish(ctx);
-    addr.map(|addr| UpstreamServer { addr })
+    addr.map(|addr| UpstreamServer {
+        addr,
+        weight: defaults::WEIGHT,
+        backup: false,
+    })
 }
 
 /// `"host:port"`, where host may be a name resolved now.

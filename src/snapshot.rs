@@ -16,6 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use ipnet::IpNet;
 
+use crate::balance::state::Registry;
 use crate::balance::Pool;
 use crate::config::{self, Config};
 use crate::files::StaticFiles;
@@ -59,6 +60,7 @@ impl Snapshot {
     pub fn build(
         config: Config,
         clients: &ClientCache,
+        registry: &Registry,
         previous: Option<&Snapshot>,
     ) -> Result<Snapshot, BuildError> {
         let access = match previous {
@@ -76,7 +78,8 @@ impl Snapshot {
             .iter()
             .map(|(name, upstream)| {
                 let client = clients.get(upstream.connect_timeout);
-                (name.clone(), Arc::new(Pool::new(name, upstream, client)))
+                let pool = Pool::new(name, upstream, client, registry, previous.is_some());
+                (name.clone(), Arc::new(pool))
             })
             .collect();
 
@@ -116,6 +119,25 @@ impl Snapshot {
             access,
             connection,
         })
+    }
+
+    /// Starts background work (health checks) once this snapshot serves.
+    pub fn activate(&self, registry: &Registry) {
+        registry.retain(|upstream, addr| {
+            self.pools
+                .get(upstream)
+                .is_some_and(|pool| pool.members.iter().any(|m| m.addr == addr))
+        });
+        for pool in self.pools.values() {
+            pool.start_health_checks();
+        }
+    }
+
+    /// Stops background work of a snapshot that has been replaced.
+    pub fn retire(&self) {
+        for pool in self.pools.values() {
+            pool.retire();
+        }
     }
 
     /// Whether a peer's forwarded headers may be believed.

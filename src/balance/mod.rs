@@ -2,61 +2,273 @@
 //! which one takes the next request.
 //!
 //! A pool is built per config load from `config::Upstream`; it owns the
-//! pooled HTTP client used to reach its servers. Selection is lock-free
-//! (one atomic counter). Health state, weights and other algorithms attach
-//! here without changing the proxy.
+//! pooled HTTP client used to reach its servers and the selection
+//! algorithm. Live server state (in-flight, health, ejection, breaker)
+//! lives in `state::ServerState`, shared across reloads through the
+//! `Registry`. Selection algorithms are one file each; health checks,
+//! passive ejection and the breaker are separate from selection.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+pub mod breaker;
+pub mod health;
+pub mod ip_hash;
+pub mod least_conn;
+pub mod p2c;
+pub mod passive;
+pub mod random;
+pub mod round_robin;
+pub mod select;
+pub mod state;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use crate::config::Upstream;
 use crate::proxy::client::UpstreamClient;
+use state::ServerState;
 
-/// One backend server of a pool.
-#[derive(Debug)]
-pub struct Backend {
+/// One server of a pool, as configured now.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub state: Arc<ServerState>,
     pub addr: SocketAddr,
-    /// `addr` pre-rendered for URIs and logs, so requests don't format it.
+    /// `addr` pre-rendered for URIs, so requests don't format it.
     pub authority: String,
+    pub weight: u32,
+    pub backup: bool,
+}
+pub mod clock;
+pub mod retry;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use breaker::Transition;
+use select::Select;
+use state::{Health, Registry};
+
+/// Servers already tried by one request (first 128 members).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tried(u128);
+
+impl Tried {
+    pub fn insert(&mut self, index: usize) {
+        if index < 128 {
+            self.0 |= 1 << index;
+        }
+    }
+
+    pub fn contains(&self, index: usize) -> bool {
+        index < 128 && self.0 & (1 << index) != 0
+    }
 }
 
-/// A named pool of backends.
+/// The result of asking a pool for a server.
+#[derive(Debug)]
+pub enum Pick {
+    Server(usize),
+    /// Nothing is available; try again after this long.
+    Unavailable { retry_after: Duration },
+}
+
+/// A named pool of servers.
 #[derive(Debug)]
 pub struct Pool {
     pub name: String,
-    pub backends: Vec<Backend>,
-    pub connect_timeout: Duration,
-    pub response_timeout: Duration,
+    pub members: Vec<Member>,
+    pub settings: Upstream,
     pub client: UpstreamClient,
-    next: AtomicUsize,
+    pub budget: retry::Budget,
+    selector: Box<dyn Select>,
+    stop_checks: watch::Sender<bool>,
+    last_unavailable_log: AtomicU64,
 }
 
 impl Pool {
-    pub fn new(name: &str, upstream: &Upstream, client: UpstreamClient) -> Pool {
+    /// Builds a pool. Server state comes from `registry` (kept across
+    /// reloads); a server new to the registry starts `Unknown` when this is
+    /// a reload of a pool with active checks, `Up` otherwise.
+    pub fn new(
+        name: &str,
+        upstream: &Upstream,
+        client: UpstreamClient,
+        registry: &Registry,
+        reload: bool,
+    ) -> Pool {
+        let initial = if reload && upstream.health.is_some() {
+            Health::Unknown
+        } else {
+            Health::Up
+        };
+        let members: Vec<Member> = upstream
+            .servers
+            .iter()
+            .map(|server| {
+                let state = registry.get(name, server.addr, initial);
+                if upstream.health.is_none() && state.health() != Health::Up {
+                    state.set_health(Health::Up, "active health checks are off");
+                }
+                Member {
+                    state,
+                    addr: server.addr,
+                    authority: server.addr.to_string(),
+                    weight: server.weight.max(1),
+                    backup: server.backup,
+                }
+            })
+            .collect();
         Pool {
             name: name.to_string(),
-            backends: upstream
-                .servers
-                .iter()
-                .map(|s| Backend {
-                    addr: s.addr,
-                    authority: s.addr.to_string(),
-                })
-                .collect(),
-            connect_timeout: upstream.connect_timeout,
-            response_timeout: upstream.response_timeout,
+            selector: select::build(upstream.balance, &members),
+            members,
+            budget: retry::Budget::new(upstream.retry_budget),
+            settings: upstream.clone(),
             client,
-            next: AtomicUsize::new(0),
+            stop_checks: watch::channel(false).0,
+            last_unavailable_log: AtomicU64::new(0),
         }
     }
 
-    /// Round robin over the backends. `None` only for an empty pool.
-    pub fn pick(&self) -> Option<&Backend> {
-        if self.backends.is_empty() {
-            return None;
+    /// Starts active health checks, if configured. Called once the pool is
+    /// in the serving snapshot.
+    pub fn start_health_checks(&self) {
+        if let Some(settings) = &self.settings.health {
+            for member in &self.members {
+                health::spawn(
+                    member.state.clone(),
+                    settings.clone(),
+                    self.client.clone(),
+                    self.stop_checks.subscribe(),
+                );
+            }
         }
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        self.backends.get(n % self.backends.len())
+    }
+
+    /// Stops this pool's background work (its replacement has started its own).
+    pub fn retire(&self) {
+        self.stop_checks.send_replace(true);
+    }
+
+    fn available(&self, index: usize, now_ms: u64) -> bool {
+        let Some(member) = self.members.get(index) else {
+            return false;
+        };
+        let state = &member.state;
+        if state.is_draining() || state.health() != Health::Up || state.is_ejected(now_ms) {
+            return false;
+        }
+        if self.settings.breaker.is_some() {
+            return lock(&state.breaker).allows(now_ms);
+        }
+        true
+    }
+
+    /// Chooses a server for a request from `client`, avoiding `tried` when
+    /// another server is available. Backups are used only when no primary is.
+    pub fn pick(&self, client: IpAddr, tried: &Tried) -> Pick {
+        let now = clock::now_ms();
+        for backup in [false, true] {
+            for avoid_tried in [true, false] {
+                let eligible = |i: usize| {
+                    self.members.get(i).is_some_and(|m| m.backup == backup)
+                        && !(avoid_tried && tried.contains(i))
+                        && self.available(i, now)
+                };
+                // A half-open breaker admits one trial; if another request
+                // took it between the check and here, pick again.
+                for _ in 0..self.members.len().max(1) {
+                    let Some(index) = self.selector.pick(&self.members, &eligible, client) else {
+                        break;
+                    };
+                    if self.settings.breaker.is_none() || lock(&self.members[index].state.breaker).acquire(now) {
+                        return Pick::Server(index);
+                    }
+                }
+            }
+        }
+        let retry_after = self.retry_after(now);
+        let last = self.last_unavailable_log.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 1000 || last == 0 {
+            self.last_unavailable_log.store(now.max(1), Ordering::Relaxed);
+            tracing::error!(
+                upstream = %self.name,
+                servers = self.members.len(),
+                retry_after = ?retry_after,
+                "no upstream server is available; answering 503"
+            );
+        }
+        Pick::Unavailable { retry_after }
+    }
+
+    /// How long until some server may be available again.
+    fn retry_after(&self, now_ms: u64) -> Duration {
+        let mut soonest: Option<u64> = None;
+        for member in &self.members {
+            let ejected = member.state.ejected_until.load(Ordering::Acquire);
+            if ejected > now_ms {
+                soonest = Some(soonest.map_or(ejected - now_ms, |s| s.min(ejected - now_ms)));
+            }
+            if let Some(ms) = lock(&member.state.breaker).open_for_ms(now_ms) {
+                soonest = Some(soonest.map_or(ms, |s| s.min(ms)));
+            }
+        }
+        let fallback = self.settings.health.as_ref().map_or(1000, |h| h.interval.as_millis() as u64);
+        Duration::from_millis(soonest.unwrap_or(fallback).max(1000))
+    }
+
+    /// Records how a request to `members[index]` went: feeds passive
+    /// ejection and the breaker, and logs their state changes.
+    pub fn record(&self, index: usize, success: bool) {
+        let Some(member) = self.members.get(index) else {
+            return;
+        };
+        let state = &member.state;
+        let now = clock::now_ms();
+        if !success {
+            state.counters.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(settings) = &self.settings.breaker {
+            let transition = lock(&state.breaker).record(success, now, settings);
+            match transition {
+                Transition::Opened => {
+                    state.counters.breaker_opens.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(upstream = %self.name, server = %member.addr, state = "breaker_open", open_for = ?settings.open_for, "upstream server state changed");
+                }
+                Transition::Closed => {
+                    tracing::info!(upstream = %self.name, server = %member.addr, state = "breaker_closed", "upstream server state changed");
+                }
+                Transition::None => {}
+            }
+        }
+        if let (false, Some(settings)) = (success, &self.settings.passive) {
+            let eject = lock(&state.passive).record_failure(now, settings);
+            if eject {
+                let ejected = self.members.iter().filter(|m| m.state.is_ejected(now)).count();
+                let allowed = self.members.len() * settings.max_ejected_percent as usize / 100;
+                if ejected < allowed.max(1) && settings.max_ejected_percent > 0 {
+                    let until = now.saturating_add(settings.eject_for.as_millis() as u64);
+                    state.ejected_until.store(until, Ordering::Release);
+                    state.counters.ejections.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(upstream = %self.name, server = %member.addr, state = "ejected", eject_for = ?settings.eject_for, max_fails = settings.max_fails, "upstream server state changed");
+                } else {
+                    tracing::warn!(upstream = %self.name, server = %member.addr, ejected, "not ejecting: max_ejected_percent reached");
+                }
+            }
+        }
     }
 }
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.retire();
+    }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+

@@ -14,11 +14,13 @@ mod upgrade;
 use std::net::{IpAddr, SocketAddr};
 
 use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 
-use crate::balance::Pool;
+use crate::balance::state::InFlight;
+use crate::balance::{retry, Pick, Pool, Tried};
 use crate::body::{self, Body};
 use crate::response;
 
@@ -39,13 +41,46 @@ pub struct ClientInfo {
 #[derive(Debug, Clone, Copy)]
 pub struct UpstreamUsed(pub SocketAddr);
 
-/// Sends `req` to a server of `pool` and returns its response.
-pub async fn forward(
-    mut req: Request<Incoming>,
-    pool: &Pool,
-    max_body_size: u64,
-) -> Response<Body> {
-    if content_length(&req).is_some_and(|len| len > max_body_size) {
+/// Request bodies up to this size are buffered so the request can be
+/// retried on another server; larger ones stream and are never replayed.
+const REPLAYABLE_BODY: u64 = 64 * 1024;
+
+/// The request body, either held (replayable) or streaming (sent once).
+enum Payload {
+    Held(bytes::Bytes),
+    Streaming(Option<Incoming>),
+}
+
+impl Payload {
+    fn take(&mut self, max_body_size: u64) -> Body {
+        match self {
+            Payload::Held(bytes) => body::full(bytes.clone()),
+            Payload::Streaming(incoming) => match incoming.take() {
+                Some(incoming) => body::boxed(Limited::new(incoming, body_limit(max_body_size))),
+                None => body::empty(),
+            },
+        }
+    }
+
+    fn replayable(&self) -> bool {
+        matches!(self, Payload::Held(_))
+    }
+}
+
+/// How one attempt ended.
+enum Attempt {
+    Answered(Response<Incoming>),
+    /// The connection could not be made: nothing was sent.
+    ConnectFailed(hyper_util::client::legacy::Error),
+    Failed(hyper_util::client::legacy::Error),
+    TimedOut,
+}
+
+/// Sends `req` to a server of `pool` and returns its response, retrying on
+/// another server when that is safe.
+pub async fn forward(mut req: Request<Incoming>, pool: &Pool, max_body_size: u64) -> Response<Body> {
+    let declared_length = content_length(&req);
+    if declared_length.is_some_and(|len| len > max_body_size) {
         return response::status(StatusCode::PAYLOAD_TOO_LARGE);
     }
     let Some(info) = req.extensions().get::<ClientInfo>().copied() else {
@@ -54,11 +89,6 @@ pub async fn forward(
     };
     let upgrade = upgrade::requested(&req);
     let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
-
-    let Some(backend) = pool.pick() else {
-        tracing::warn!(upstream = %pool.name, "no upstream server available");
-        return response::status(StatusCode::SERVICE_UNAVAILABLE);
-    };
 
     let (mut parts, incoming) = req.into_parts();
     // HTTP/2 clients send :authority instead of Host.
@@ -88,70 +118,189 @@ pub async fn forward(
             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         parts.headers.insert(header::UPGRADE, protocol.clone());
     }
-    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    parts.uri = match Uri::try_from(format!("http://{}{}", backend.authority, path)) {
-        Ok(uri) => uri,
-        Err(_) => return response::status(StatusCode::BAD_REQUEST),
-    };
-    parts.version = Version::HTTP_11;
-    let body = body::boxed(Limited::new(incoming, body_limit(max_body_size)));
-    let request = Request::from_parts(parts, body);
+    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str()).to_string();
+    let method = parts.method.clone();
+    let idempotent = matches!(
+        method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    );
+    let retries = pool.settings.retries;
 
-    let sent = tokio::time::timeout(pool.response_timeout, pool.client.request(request)).await;
-    let mut upstream_response = match sent {
-        Ok(Ok(response)) => response,
-        Ok(Err(error)) => {
-            if caused_by_body_limit(&error) {
-                return response::status(StatusCode::PAYLOAD_TOO_LARGE);
-            }
-            tracing::warn!(
-                upstream = %pool.name,
-                server = %backend.addr,
-                connect = error.is_connect(),
-                error = %error_chain(&error),
-                "upstream request failed"
-            );
-            let mut response = response::status(StatusCode::BAD_GATEWAY);
-            response.extensions_mut().insert(UpstreamUsed(backend.addr));
-            return response;
+    // Hold small bodies so a retry can resend them; stream the rest.
+    let mut payload = if incoming.is_end_stream() {
+        Payload::Held(bytes::Bytes::new())
+    } else if retries > 0 && upgrade.is_none() && declared_length.is_some_and(|len| len <= REPLAYABLE_BODY) {
+        match Limited::new(incoming, REPLAYABLE_BODY as usize).collect().await {
+            Ok(collected) => Payload::Held(collected.to_bytes()),
+            Err(_) => return response::status(StatusCode::BAD_REQUEST),
         }
-        Err(_) => {
-            tracing::warn!(
-                upstream = %pool.name,
-                server = %backend.addr,
-                timeout = ?pool.response_timeout,
-                "upstream did not answer in time"
-            );
-            let mut response = response::status(StatusCode::GATEWAY_TIMEOUT);
-            response.extensions_mut().insert(UpstreamUsed(backend.addr));
-            return response;
-        }
+    } else {
+        Payload::Streaming(Some(incoming))
     };
 
-    let switching = upstream_response.status() == StatusCode::SWITCHING_PROTOCOLS;
-    let upgraded_protocol = upstream_response.headers().get(header::UPGRADE).cloned();
-    headers::strip_hop_by_hop(upstream_response.headers_mut());
-    match (switching, client_upgrade) {
-        (true, Some(client_side)) => {
-            let upstream_side = hyper::upgrade::on(&mut upstream_response);
-            let headers = upstream_response.headers_mut();
-            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            if let Some(protocol) = upgraded_protocol {
-                headers.insert(header::UPGRADE, protocol);
+    pool.budget.deposit();
+    let mut tried = Tried::default();
+    let mut attempt = 0u32;
+    loop {
+        let index = match pool.pick(info.client_ip, &tried) {
+            Pick::Server(index) => index,
+            Pick::Unavailable { retry_after } => return unavailable(retry_after),
+        };
+        tried.insert(index);
+        let member = &pool.members[index];
+        let in_flight = member.state.start_request();
+
+        let uri = match Uri::try_from(format!("http://{}{}", member.authority, path)) {
+            Ok(uri) => uri,
+            Err(_) => return response::status(StatusCode::BAD_REQUEST),
+        };
+        let may_retry_later = payload.replayable() && attempt < retries;
+        let mut request = Request::new(payload.take(max_body_size));
+        *request.method_mut() = method.clone();
+        *request.uri_mut() = uri;
+        *request.version_mut() = Version::HTTP_11;
+        *request.headers_mut() = if may_retry_later {
+            parts.headers.clone()
+        } else {
+            std::mem::take(&mut parts.headers)
+        };
+
+        let outcome = match tokio::time::timeout(pool.settings.response_timeout, pool.client.request(request)).await {
+            Ok(Ok(response)) => Attempt::Answered(response),
+            Ok(Err(error)) if error.is_connect() => Attempt::ConnectFailed(error),
+            Ok(Err(error)) => Attempt::Failed(error),
+            Err(_) => Attempt::TimedOut,
+        };
+
+        // A failure is retried only when resending is safe: nothing was
+        // sent (connect failed), or the method is idempotent; and the body
+        // is held, not streamed.
+        let (success, safe_to_retry) = match &outcome {
+            Attempt::Answered(response) => {
+                let status = response.status().as_u16();
+                (status < 500, idempotent && matches!(status, 502..=504))
             }
-            upgrade::tunnel(client_side, upstream_side, backend.addr);
+            Attempt::ConnectFailed(_) => (false, true),
+            Attempt::Failed(error) => (caused_by_body_limit(error), idempotent),
+            Attempt::TimedOut => (false, idempotent),
+        };
+        pool.record(index, success);
+        let retry = !success
+            && safe_to_retry
+            && payload.replayable()
+            && attempt < retries
+            && pool.budget.withdraw();
+        if retry {
+            attempt += 1;
+            tracing::info!(
+                upstream = %pool.name,
+                server = %member.addr,
+                attempt,
+                "retrying on another server"
+            );
+            drop(outcome);
+            drop(in_flight);
+            let delay = retry::backoff(attempt, pool.settings.retry_backoff, pool.settings.retry_backoff_max);
+            tokio::time::sleep(delay).await;
+            continue;
         }
-        (true, None) => {
-            // A 101 the client never asked for cannot be relayed.
-            tracing::warn!(upstream = %pool.name, server = %backend.addr, "unexpected 101 from upstream");
-            return response::status(StatusCode::BAD_GATEWAY);
+
+        let mut upstream_response = match outcome {
+            Attempt::Answered(response) => response,
+            Attempt::ConnectFailed(error) | Attempt::Failed(error) => {
+                if caused_by_body_limit(&error) {
+                    return response::status(StatusCode::PAYLOAD_TOO_LARGE);
+                }
+                tracing::warn!(
+                    upstream = %pool.name,
+                    server = %member.addr,
+                    connect = error.is_connect(),
+                    error = %error_chain(&error),
+                    "upstream request failed"
+                );
+                return with_upstream(response::status(StatusCode::BAD_GATEWAY), member.addr);
+            }
+            Attempt::TimedOut => {
+                tracing::warn!(
+                    upstream = %pool.name,
+                    server = %member.addr,
+                    timeout = ?pool.settings.response_timeout,
+                    "upstream did not answer in time"
+                );
+                return with_upstream(response::status(StatusCode::GATEWAY_TIMEOUT), member.addr);
+            }
+        };
+
+        let switching = upstream_response.status() == StatusCode::SWITCHING_PROTOCOLS;
+        let upgraded_protocol = upstream_response.headers().get(header::UPGRADE).cloned();
+        headers::strip_hop_by_hop(upstream_response.headers_mut());
+        match (switching, client_upgrade) {
+            (true, Some(client_side)) => {
+                let upstream_side = hyper::upgrade::on(&mut upstream_response);
+                let headers = upstream_response.headers_mut();
+                headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+                if let Some(protocol) = upgraded_protocol {
+                    headers.insert(header::UPGRADE, protocol);
+                }
+                upgrade::tunnel(client_side, upstream_side, member.addr, in_flight);
+                return with_upstream(upstream_response.map(body::boxed), member.addr);
+            }
+            (true, None) => {
+                // A 101 the client never asked for cannot be relayed.
+                tracing::warn!(upstream = %pool.name, server = %member.addr, "unexpected 101 from upstream");
+                return response::status(StatusCode::BAD_GATEWAY);
+            }
+            _ => {}
         }
-        _ => {}
+        // The server counts as busy until its response body is done.
+        let response = upstream_response.map(|incoming| body::boxed(Tracked { inner: incoming, _in_flight: in_flight }));
+        return with_upstream(response, member.addr);
     }
-    upstream_response
-        .extensions_mut()
-        .insert(UpstreamUsed(backend.addr));
-    upstream_response.map(body::boxed)
+}
+
+fn with_upstream(mut response: Response<Body>, addr: SocketAddr) -> Response<Body> {
+    response.extensions_mut().insert(UpstreamUsed(addr));
+    response
+}
+
+/// 503 with `Retry-After` when no server can take the request.
+fn unavailable(retry_after: std::time::Duration) -> Response<Body> {
+    let mut response = response::status(StatusCode::SERVICE_UNAVAILABLE);
+    let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+pin_project_lite::pin_project! {
+    /// An upstream response body that keeps its server's in-flight count
+    /// until the body is finished or dropped.
+    struct Tracked {
+        #[pin]
+        inner: Incoming,
+        _in_flight: InFlight,
+    }
+}
+
+impl http_body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, hyper::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 fn content_length<B>(req: &Request<B>) -> Option<u64> {

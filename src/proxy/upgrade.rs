@@ -8,6 +8,8 @@ use http::{Request, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
+use crate::balance::state::InFlight;
+
 /// The protocol asked for, when this is an HTTP/1.1 upgrade request
 /// (`Connection: upgrade` plus `Upgrade: ...`).
 pub fn requested<B>(req: &Request<B>) -> Option<HeaderValue> {
@@ -28,8 +30,10 @@ pub fn requested<B>(req: &Request<B>) -> Option<HeaderValue> {
 }
 
 /// Spawns the tunnel; it ends when either side closes.
-pub fn tunnel(client: OnUpgrade, upstream: OnUpgrade, server: SocketAddr) {
+pub fn tunnel(client: OnUpgrade, upstream: OnUpgrade, server: SocketAddr, in_flight: InFlight) {
     tokio::spawn(async move {
+        // The server stays busy (least_conn) while the tunnel is open.
+        let _in_flight = in_flight;
         let (client, upstream) = tokio::join!(client, upstream);
         match (client, upstream) {
             (Ok(client), Ok(upstream)) => {

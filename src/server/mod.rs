@@ -24,6 +24,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::config::{self, Config, ConfigErrors};
 use crate::observe::{admin, logging};
+use crate::balance::state::Registry;
 use crate::proxy::client::ClientCache;
 use crate::snapshot::{BuildError, Snapshot};
 
@@ -113,6 +114,8 @@ pub struct Server {
     source: Source,
     current: ArcSwap<Snapshot>,
     clients: ClientCache,
+    /// Upstream server state kept across reloads.
+    registry: Registry,
     /// Listeners by configured address (a configured port 0 stays 0 here).
     listeners: Mutex<HashMap<SocketAddr, listener::Handle>>,
     /// One reload at a time (SIGHUP and the admin API may race).
@@ -128,7 +131,8 @@ impl Server {
     /// binds every listener and the admin API.
     pub async fn start(config: Config, source: Source) -> Result<Arc<Server>, Error> {
         let clients = ClientCache::default();
-        let snapshot = Snapshot::build(config, &clients, None)?;
+        let registry = Registry::default();
+        let snapshot = Snapshot::build(config, &clients, &registry, None)?;
         let listen = snapshot.config.server.listen.clone();
         let admin_addr = snapshot.config.server.admin;
         let mut bound = Vec::with_capacity(listen.len());
@@ -143,6 +147,7 @@ impl Server {
             source,
             current: ArcSwap::from_pointee(snapshot),
             clients,
+            registry,
             listeners: Mutex::new(HashMap::new()),
             reloading: tokio::sync::Mutex::new(()),
             shutdown: watch::channel(false).0,
@@ -161,6 +166,7 @@ impl Server {
             *lock(&server.admin) = local;
             admin::spawn(tcp, server.clone());
         }
+        server.snapshot().activate(&server.registry);
         server.ready.store(true, Ordering::Release);
         Ok(server)
     }
@@ -205,7 +211,7 @@ impl Server {
         if config.server.admin != old.config.server.admin {
             tracing::warn!("server.admin changed; the admin API moves only on restart");
         }
-        let snapshot = Snapshot::build(config, &self.clients, Some(&old))?;
+        let snapshot = Snapshot::build(config, &self.clients, &self.registry, Some(&old))?;
         let wanted = snapshot.config.server.listen.clone();
         let mut listeners = lock(&self.listeners);
         // Bind new addresses before anything changes, so a taken port
@@ -215,7 +221,10 @@ impl Server {
             added.push((*addr, listener::bind(*addr)?));
         }
         logging::set_level(&snapshot.config.log.level);
-        self.current.store(Arc::new(snapshot));
+        let snapshot = Arc::new(snapshot);
+        self.current.store(snapshot.clone());
+        old.retire();
+        snapshot.activate(&self.registry);
         listeners.retain(|addr, _| wanted.contains(addr));
         for (addr, tcp) in added {
             listeners.insert(addr, listener::spawn(tcp, self.clone()));

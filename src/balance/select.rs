@@ -22,7 +22,7 @@ pub trait Select: Send + Sync + std::fmt::Debug {
 pub fn build(balance: Balance, members: &[Member]) -> Box<dyn Select> {
     match balance {
         Balance::RoundRobin => Box::new(super::round_robin::SmoothWeighted::new(members.len())),
-        Balance::LeastConn => Box::new(super::least_conn::LeastConn),
+        Balance::LeastConn => Box::new(super::least_conn::LeastConn::new(members.len())),
         Balance::IpHash => Box::new(super::ip_hash::Rendezvous),
         Balance::P2c => Box::new(super::p2c::PowerOfTwo),
         Balance::Random => Box::new(super::random::WeightedRandom),

@@ -70,16 +70,67 @@ impl Predicate for Compressible {
     }
 }
 
-type Compressed = Compression<Handler, Compressible>;
+/// Marks a response that left the routes without a `Content-Encoding`, so
+/// an encoding found after compression was added on the fly.
+#[derive(Clone, Copy)]
+struct Identity;
+
+/// A strong ETag names exact bytes; once compression changed the bytes it
+/// must become weak (RFC 9110 8.8.3), or caches would mix the encodings.
+fn weaken_etag_if_compressed<B>(mut response: Response<B>) -> Response<B> {
+    let compressed_here = response.extensions().get::<Identity>().is_some()
+        && response.headers().contains_key(header::CONTENT_ENCODING);
+    if compressed_here {
+        if let Some(etag) = response.headers().get(header::ETAG) {
+            if !etag.as_bytes().starts_with(b"W/") {
+                let mut weak = b"W/".to_vec();
+                weak.extend_from_slice(etag.as_bytes());
+                if let Ok(value) = HeaderValue::from_bytes(&weak) {
+                    response.headers_mut().insert(header::ETAG, value);
+                }
+            }
+        }
+    }
+    response
+}
+
+/// Applies [`weaken_etag_if_compressed`] to the compression layer's output.
+#[derive(Clone)]
+pub struct WeakenEtag<S>(S);
+
+impl<S, B> Service<Request<Incoming>> for WeakenEtag<S>
+where
+    S: Service<Request<Incoming>, Response = Response<B>>,
+    S::Future: Send + 'static,
+    B: 'static,
+{
+    type Response = Response<B>;
+    type Error = S::Error;
+    type Future = futures_util::future::MapOk<S::Future, fn(Response<B>) -> Response<B>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        use futures_util::TryFutureExt;
+        self.0
+            .call(req)
+            .map_ok(weaken_etag_if_compressed::<B> as fn(_) -> _)
+    }
+}
+
+type Compressed = WeakenEtag<Compression<Handler, Compressible>>;
 
 /// A site's full stack: optional CORS, then compression, then routes.
 pub type SiteService = Either<Cors<Compressed>, Compressed>;
 
 /// Builds the stack for one site.
 pub fn service(routes: Routes, cors: Option<&config::Cors>) -> SiteService {
-    let compressed = CompressionLayer::new()
+    let compression = CompressionLayer::new()
         .compress_when(Compressible(DefaultPredicate::new()))
         .layer(Handler(Arc::new(routes)));
+    let compressed = WeakenEtag(compression);
     match cors {
         Some(cors) => Either::Left(cors_layer(cors).layer(compressed)),
         None => Either::Right(compressed),
@@ -134,7 +185,13 @@ impl Service<Request<Incoming>> for Handler {
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let routes = self.0.clone();
-        Box::pin(async move { Ok(routes.handle(req).await) })
+        Box::pin(async move {
+            let mut response = routes.handle(req).await;
+            if !response.headers().contains_key(header::CONTENT_ENCODING) {
+                response.extensions_mut().insert(Identity);
+            }
+            Ok(response)
+        })
     }
 }
 
@@ -167,9 +224,13 @@ impl Routes {
                 } else {
                     location.clone()
                 };
+                // "/\\evil.example" or "//evil.example" would send the
+                // browser to another host.
+                let other_host = target.starts_with('/')
+                    && matches!(target.as_bytes().get(1), Some(b'/' | b'\\'));
                 match HeaderValue::from_str(&target) {
-                    Ok(value) => response::redirect(*status, value),
-                    Err(_) => response::status(StatusCode::BAD_REQUEST),
+                    Ok(value) if !other_host => response::redirect(*status, value),
+                    _ => response::status(StatusCode::BAD_REQUEST),
                 }
             }
             Action::Respond {

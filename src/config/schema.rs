@@ -264,7 +264,7 @@ impl StatusRange {
 
 impl Serialize for StatusRange {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if self.low % 100 == 0 && self.high == self.low + 99 {
+        if self.low.is_multiple_of(100) && self.high == self.low + 99 {
             serializer.collect_str(&format_args!("{}xx", self.low / 100))
         } else if self.low == self.high {
             serializer.collect_str(&self.low)

@@ -78,7 +78,11 @@ enum Attempt {
 
 /// Sends `req` to a server of `pool` and returns its response, retrying on
 /// another server when that is safe.
-pub async fn forward(mut req: Request<Incoming>, pool: &Pool, max_body_size: u64) -> Response<Body> {
+pub async fn forward(
+    mut req: Request<Incoming>,
+    pool: &Pool,
+    max_body_size: u64,
+) -> Response<Body> {
     let declared_length = content_length(&req);
     if declared_length.is_some_and(|len| len > max_body_size) {
         return response::status(StatusCode::PAYLOAD_TOO_LARGE);
@@ -92,12 +96,11 @@ pub async fn forward(mut req: Request<Incoming>, pool: &Pool, max_body_size: u64
 
     let (mut parts, incoming) = req.into_parts();
     // HTTP/2 clients send :authority instead of Host.
-    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
+    let host = parts
+        .uri
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        .or_else(|| parts.headers.get(header::HOST).cloned());
     headers::strip_hop_by_hop(&mut parts.headers);
     headers::set_forwarded(
         &mut parts.headers,
@@ -118,7 +121,11 @@ pub async fn forward(mut req: Request<Incoming>, pool: &Pool, max_body_size: u64
             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         parts.headers.insert(header::UPGRADE, protocol.clone());
     }
-    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str()).to_string();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_string();
     let method = parts.method.clone();
     let idempotent = matches!(
         method,
@@ -129,8 +136,14 @@ pub async fn forward(mut req: Request<Incoming>, pool: &Pool, max_body_size: u64
     // Hold small bodies so a retry can resend them; stream the rest.
     let mut payload = if incoming.is_end_stream() {
         Payload::Held(bytes::Bytes::new())
-    } else if retries > 0 && upgrade.is_none() && declared_length.is_some_and(|len| len <= REPLAYABLE_BODY) {
-        match Limited::new(incoming, REPLAYABLE_BODY as usize).collect().await {
+    } else if retries > 0
+        && upgrade.is_none()
+        && declared_length.is_some_and(|len| len <= REPLAYABLE_BODY)
+    {
+        match Limited::new(incoming, REPLAYABLE_BODY as usize)
+            .collect()
+            .await
+        {
             Ok(collected) => Payload::Held(collected.to_bytes()),
             Err(_) => return response::status(StatusCode::BAD_REQUEST),
         }
@@ -165,7 +178,12 @@ pub async fn forward(mut req: Request<Incoming>, pool: &Pool, max_body_size: u64
             std::mem::take(&mut parts.headers)
         };
 
-        let outcome = match tokio::time::timeout(pool.settings.response_timeout, pool.client.request(request)).await {
+        let outcome = match tokio::time::timeout(
+            pool.settings.response_timeout,
+            pool.client.request(request),
+        )
+        .await
+        {
             Ok(Ok(response)) => Attempt::Answered(response),
             Ok(Err(error)) if error.is_connect() => Attempt::ConnectFailed(error),
             Ok(Err(error)) => Attempt::Failed(error),
@@ -200,7 +218,11 @@ pub async fn forward(mut req: Request<Incoming>, pool: &Pool, max_body_size: u64
             );
             drop(outcome);
             drop(in_flight);
-            let delay = retry::backoff(attempt, pool.settings.retry_backoff, pool.settings.retry_backoff_max);
+            let delay = retry::backoff(
+                attempt,
+                pool.settings.retry_backoff,
+                pool.settings.retry_backoff_max,
+            );
             tokio::time::sleep(delay).await;
             continue;
         }
@@ -253,7 +275,12 @@ pub async fn forward(mut req: Request<Incoming>, pool: &Pool, max_body_size: u64
             _ => {}
         }
         // The server counts as busy until its response body is done.
-        let response = upstream_response.map(|incoming| body::boxed(Tracked { inner: incoming, _in_flight: in_flight }));
+        let response = upstream_response.map(|incoming| {
+            body::boxed(Tracked {
+                inner: incoming,
+                _in_flight: in_flight,
+            })
+        });
         return with_upstream(response, member.addr);
     }
 }

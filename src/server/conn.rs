@@ -106,12 +106,15 @@ async fn handle(
         peer_trusted,
         scheme: "http",
     });
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
-        .unwrap_or("");
+    // An absolute-form target (and HTTP/2's :authority) wins over Host
+    // (RFC 9112 3.2.2).
+    let host: &str = match req.uri().authority() {
+        Some(authority) => authority.as_str(),
+        None => match req.headers().get(header::HOST) {
+            Some(value) => value.to_str().unwrap_or(""),
+            None => "",
+        },
+    };
     let site = snapshot.hosts.lookup(host);
     let entry = snapshot.access.enabled().then(|| Entry {
         start,

@@ -277,3 +277,47 @@ pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> b
     }
     check()
 }
+
+/// A `wharf echo` backend in its own process, so a test can SIGKILL it.
+pub struct EchoProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl EchoProcess {
+    /// Starts `wharf echo` on `port` (0 = any free port).
+    pub fn start(port: u16) -> EchoProcess {
+        let mut child = Command::new(WHARF)
+            .args(["echo", "--port", &port.to_string()])
+            .env_remove("PORT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn wharf echo");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read echo address");
+        let addr = line
+            .trim()
+            .rsplit("http://")
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected echo output: {line:?}"));
+        EchoProcess { child, addr }
+    }
+
+    /// SIGKILL, like a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for EchoProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

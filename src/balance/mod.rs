@@ -69,7 +69,9 @@ impl Tried {
 pub enum Pick {
     Server(usize),
     /// Nothing is available; try again after this long.
-    Unavailable { retry_after: Duration },
+    Unavailable {
+        retry_after: Duration,
+    },
 }
 
 /// A named pool of servers.
@@ -181,7 +183,9 @@ impl Pool {
                     let Some(index) = self.selector.pick(&self.members, &eligible, client) else {
                         break;
                     };
-                    if self.settings.breaker.is_none() || lock(&self.members[index].state.breaker).acquire(now) {
+                    if self.settings.breaker.is_none()
+                        || lock(&self.members[index].state.breaker).acquire(now)
+                    {
                         return Pick::Server(index);
                     }
                 }
@@ -190,7 +194,8 @@ impl Pool {
         let retry_after = self.retry_after(now);
         let last = self.last_unavailable_log.load(Ordering::Relaxed);
         if now.saturating_sub(last) >= 1000 || last == 0 {
-            self.last_unavailable_log.store(now.max(1), Ordering::Relaxed);
+            self.last_unavailable_log
+                .store(now.max(1), Ordering::Relaxed);
             tracing::error!(
                 upstream = %self.name,
                 servers = self.members.len(),
@@ -213,7 +218,11 @@ impl Pool {
                 soonest = Some(soonest.map_or(ms, |s| s.min(ms)));
             }
         }
-        let fallback = self.settings.health.as_ref().map_or(1000, |h| h.interval.as_millis() as u64);
+        let fallback = self
+            .settings
+            .health
+            .as_ref()
+            .map_or(1000, |h| h.interval.as_millis() as u64);
         Duration::from_millis(soonest.unwrap_or(fallback).max(1000))
     }
 
@@ -244,7 +253,11 @@ impl Pool {
         if let (false, Some(settings)) = (success, &self.settings.passive) {
             let eject = lock(&state.passive).record_failure(now, settings);
             if eject {
-                let ejected = self.members.iter().filter(|m| m.state.is_ejected(now)).count();
+                let ejected = self
+                    .members
+                    .iter()
+                    .filter(|m| m.state.is_ejected(now))
+                    .count();
                 let allowed = self.members.len() * settings.max_ejected_percent as usize / 100;
                 if ejected < allowed.max(1) && settings.max_ejected_percent > 0 {
                     let until = now.saturating_add(settings.eject_for.as_millis() as u64);
@@ -272,3 +285,158 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Balance, Breaker, Passive, UpstreamServer};
+
+    fn upstream(
+        servers: &[(&str, bool)],
+        breaker: Option<Breaker>,
+        passive: Option<Passive>,
+    ) -> Upstream {
+        Upstream {
+            balance: Balance::RoundRobin,
+            servers: servers
+                .iter()
+                .map(|(addr, backup)| UpstreamServer {
+                    addr: addr.parse().expect("addr"),
+                    weight: 1,
+                    backup: *backup,
+                })
+                .collect(),
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(1),
+            retries: 1,
+            retry_backoff: Duration::from_millis(10),
+            retry_backoff_max: Duration::from_millis(100),
+            retry_budget: 0.2,
+            health: None,
+            passive,
+            breaker,
+        }
+    }
+
+    fn pool(upstream: &Upstream) -> Pool {
+        let client = crate::proxy::client::build(Duration::from_secs(1));
+        Pool::new("app", upstream, client, &Registry::default(), false)
+    }
+
+    const CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[tokio::test(start_paused = true)]
+    async fn breaker_opens_after_failures_and_half_opens_after_open_for() {
+        let settings = Breaker {
+            failures: 3,
+            open_for: Duration::from_secs(10),
+        };
+        let pool = pool(&upstream(&[("127.0.0.1:1", false)], Some(settings), None));
+        for _ in 0..3 {
+            assert!(matches!(
+                pool.pick(CLIENT, &Tried::default()),
+                Pick::Server(0)
+            ));
+            pool.record(0, false);
+        }
+        match pool.pick(CLIENT, &Tried::default()) {
+            Pick::Unavailable { retry_after } => assert_eq!(retry_after, Duration::from_secs(10)),
+            other => panic!("breaker should be open, got {other:?}"),
+        }
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert!(matches!(
+            pool.pick(CLIENT, &Tried::default()),
+            Pick::Unavailable { .. }
+        ));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        // Half-open: exactly one trial.
+        assert!(matches!(
+            pool.pick(CLIENT, &Tried::default()),
+            Pick::Server(0)
+        ));
+        assert!(matches!(
+            pool.pick(CLIENT, &Tried::default()),
+            Pick::Unavailable { .. }
+        ));
+        pool.record(0, true);
+        for _ in 0..5 {
+            assert!(matches!(
+                pool.pick(CLIENT, &Tried::default()),
+                Pick::Server(0)
+            ));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn passive_ejection_expires_and_respects_max_ejected_percent() {
+        let passive = Passive {
+            max_fails: 2,
+            window: Duration::from_secs(10),
+            eject_for: Duration::from_secs(30),
+            max_ejected_percent: 50,
+        };
+        let pool = pool(&upstream(
+            &[("127.0.0.1:1", false), ("127.0.0.1:2", false)],
+            None,
+            Some(passive),
+        ));
+        pool.record(0, false);
+        pool.record(0, false);
+        for _ in 0..4 {
+            assert!(matches!(
+                pool.pick(CLIENT, &Tried::default()),
+                Pick::Server(1)
+            ));
+        }
+        // Ejecting the second too would exceed 50% of the pool.
+        pool.record(1, false);
+        pool.record(1, false);
+        assert!(matches!(
+            pool.pick(CLIENT, &Tried::default()),
+            Pick::Server(1)
+        ));
+        tokio::time::advance(Duration::from_secs(30)).await;
+        let mut seen = [false; 2];
+        for _ in 0..4 {
+            if let Pick::Server(i) = pool.pick(CLIENT, &Tried::default()) {
+                seen[i] = true;
+            }
+        }
+        assert_eq!(
+            seen,
+            [true, true],
+            "the ejected server is back after eject_for"
+        );
+    }
+
+    #[tokio::test]
+    async fn backups_only_when_no_primary_and_retries_avoid_tried_servers() {
+        let pool = pool(&upstream(
+            &[
+                ("127.0.0.1:1", false),
+                ("127.0.0.1:2", false),
+                ("127.0.0.1:3", true),
+            ],
+            None,
+            None,
+        ));
+        for _ in 0..10 {
+            assert!(matches!(
+                pool.pick(CLIENT, &Tried::default()),
+                Pick::Server(0 | 1)
+            ));
+        }
+        let mut tried = Tried::default();
+        tried.insert(0);
+        for _ in 0..4 {
+            assert!(matches!(pool.pick(CLIENT, &tried), Pick::Server(1)));
+        }
+        pool.members[0].state.set_health(Health::Down, "test");
+        pool.members[1].state.set_draining(true);
+        for _ in 0..4 {
+            assert!(matches!(
+                pool.pick(CLIENT, &Tried::default()),
+                Pick::Server(2)
+            ));
+        }
+    }
+}

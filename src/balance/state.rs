@@ -84,9 +84,18 @@ impl ServerState {
         let old = self.health.swap(health as u8, Ordering::AcqRel);
         if old != health as u8 {
             self.counters.health_changes.fetch_add(1, Ordering::Relaxed);
+            if health == Health::Up {
+                // A passing active check is better evidence than the
+                // failures that ejected it: let it back in now.
+                self.ejected_until.store(0, Ordering::Release);
+            }
             match health {
-                Health::Up => tracing::info!(upstream = %self.upstream, server = %self.addr, state = "up", reason, "upstream server state changed"),
-                _ => tracing::warn!(upstream = %self.upstream, server = %self.addr, state = ?health, reason, "upstream server state changed"),
+                Health::Up => {
+                    tracing::info!(upstream = %self.upstream, server = %self.addr, state = "up", reason, "upstream server state changed")
+                }
+                _ => {
+                    tracing::warn!(upstream = %self.upstream, server = %self.addr, state = ?health, reason, "upstream server state changed")
+                }
             }
         }
     }

@@ -15,9 +15,13 @@ pub enum Breaker {
     Closed,
     Counting(u32),
     /// No traffic until `until_ms`.
-    Open { until_ms: u64 },
+    Open {
+        until_ms: u64,
+    },
     /// One trial request is (or may be) in flight.
-    HalfOpen { trial_taken: bool },
+    HalfOpen {
+        trial_taken: bool,
+    },
 }
 
 /// What a recorded outcome changed, for logging and counting.
@@ -59,7 +63,8 @@ impl Breaker {
     /// Records the outcome of a request sent to this server.
     pub fn record(&mut self, success: bool, now_ms: u64, settings: &config::Breaker) -> Transition {
         let open = Breaker::Open {
-            until_ms: now_ms.saturating_add(u64::try_from(settings.open_for.as_millis()).unwrap_or(u64::MAX)),
+            until_ms: now_ms
+                .saturating_add(u64::try_from(settings.open_for.as_millis()).unwrap_or(u64::MAX)),
         };
         match (*self, success) {
             (Breaker::HalfOpen { .. }, true) => {
@@ -123,7 +128,11 @@ mod tests {
         let mut b = Breaker::default();
         assert_eq!(b.record(false, 0, &s), Transition::None);
         assert_eq!(b.record(false, 0, &s), Transition::None);
-        assert_eq!(b.record(true, 0, &s), Transition::None, "a success resets the count");
+        assert_eq!(
+            b.record(true, 0, &s),
+            Transition::None,
+            "a success resets the count"
+        );
         assert_eq!(b.record(false, 0, &s), Transition::None);
         assert_eq!(b.record(false, 0, &s), Transition::None);
         assert_eq!(b.record(false, 100, &s), Transition::Opened);
@@ -135,7 +144,10 @@ mod tests {
     fn half_open_lets_one_trial_through_which_decides() {
         let s = settings();
         let mut b = Breaker::Open { until_ms: 10_000 };
-        assert!(b.acquire(10_000), "first request after open_for is the trial");
+        assert!(
+            b.acquire(10_000),
+            "first request after open_for is the trial"
+        );
         assert!(!b.allows(10_001), "only one trial at a time");
         assert!(!b.acquire(10_001));
         assert_eq!(b.record(false, 10_050, &s), Transition::Opened);

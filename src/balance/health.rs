@@ -40,7 +40,11 @@ pub fn spawn(
                 Ok(()) => {
                     failures = 0;
                     passes += 1;
-                    let needed = if server.health() == Health::Unknown { 1 } else { settings.passes };
+                    let needed = if server.health() == Health::Unknown {
+                        1
+                    } else {
+                        settings.passes
+                    };
                     if server.health() != Health::Up && passes >= needed {
                         server.set_health(Health::Up, "health check passed");
                     }
@@ -59,15 +63,20 @@ pub fn spawn(
 }
 
 /// One check: GET path, expecting a status in `expect` within `timeout`.
-async fn probe(server: &ServerState, settings: &HealthCheck, client: &UpstreamClient) -> Result<(), String> {
+async fn probe(
+    server: &ServerState,
+    settings: &HealthCheck,
+    client: &UpstreamClient,
+) -> Result<(), String> {
     let uri: Uri = format!("http://{}{}", server.addr, settings.path)
         .parse()
         .map_err(|e| format!("bad health check URI: {e}"))?;
     let mut request = Request::new(body::empty());
     *request.uri_mut() = uri;
-    request
-        .headers_mut()
-        .insert(header::USER_AGENT, HeaderValue::from_static("wharf-health-check"));
+    request.headers_mut().insert(
+        header::USER_AGENT,
+        HeaderValue::from_static("wharf-health-check"),
+    );
     match tokio::time::timeout(settings.timeout, client.request(request)).await {
         Err(_) => Err(format!("no answer within {:?}", settings.timeout)),
         Ok(Err(error)) => Err(format!("request failed: {error}")),

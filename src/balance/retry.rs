@@ -37,7 +37,9 @@ impl Budget {
     /// Takes one retry from the budget; false when it is spent.
     pub fn withdraw(&self) -> bool {
         self.balance
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| (b >= UNIT).then_some(b - UNIT))
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                (b >= UNIT).then_some(b - UNIT)
+            })
             .is_ok()
     }
 }

@@ -15,7 +15,12 @@ use crate::config::Balance;
 pub trait Select: Send + Sync + std::fmt::Debug {
     /// Index into `members` of the chosen server, or `None` when no member
     /// is eligible. `client` is the real client address (ip_hash uses it).
-    fn pick(&self, members: &[Member], eligible: &dyn Fn(usize) -> bool, client: IpAddr) -> Option<usize>;
+    fn pick(
+        &self,
+        members: &[Member],
+        eligible: &dyn Fn(usize) -> bool,
+        client: IpAddr,
+    ) -> Option<usize>;
 }
 
 /// Builds the algorithm for a pool.

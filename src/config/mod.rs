@@ -15,6 +15,7 @@ mod server;
 mod site;
 pub mod units;
 mod upstream;
+mod upstream_health;
 mod walk;
 
 #[cfg(test)]
@@ -94,5 +95,7 @@ pub fn parse(
         log,
         sites,
         upstreams,
+        tls: Tls::default(),
+        apps: std::collections::BTreeMap::new(),
     })
 }

@@ -51,6 +51,14 @@ pub mod defaults {
     pub const PASSIVE_MAX_EJECTED_PERCENT: u32 = 50;
     pub const BREAKER_FAILURES: u32 = 5;
     pub const BREAKER_OPEN_FOR: Duration = Duration::from_secs(10);
+    pub const ACME_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
+    pub const TLS_STORAGE: &str = "/var/lib/wharf";
+    pub const APP_INSTANCES: u32 = 1;
+    pub const APP_BACKOFF: Duration = Duration::from_secs(1);
+    pub const APP_MAX_BACKOFF: Duration = Duration::from_secs(60);
+    pub const APP_STOP_SIGNAL: &str = "TERM";
+    pub const APP_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const APP_START_TIMEOUT: Duration = Duration::from_secs(60);
 }
 
 /// The whole configuration.
@@ -68,6 +76,11 @@ pub struct Config {
     pub sites: Vec<Site>,
     #[serde(rename = "upstream")]
     pub upstreams: BTreeMap<String, Upstream>,
+    /// `[tls]`: how HTTPS listeners get certificates.
+    pub tls: Tls,
+    /// `[app.NAME]`: processes wharf supervises.
+    #[serde(rename = "app")]
+    pub apps: BTreeMap<String, App>,
 }
 
 /// `[server]`: listeners, limits and timeouts that apply to every request.
@@ -86,6 +99,10 @@ pub struct Server {
     pub idle_timeout: Duration,
     pub max_header_size: u64,
     pub max_body_size: u64,
+    /// TLS listeners (HTTP/1.1 and HTTP/2 by ALPN).
+    pub https: Vec<SocketAddr>,
+    /// Bearer token the admin API requires; needed when `admin` is not loopback.
+    pub admin_token: Option<String>,
 }
 
 /// `[log]`: wharf's own log and the access log.
@@ -320,4 +337,108 @@ mod humantime_serde_compat {
             }
         }
     }
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tls {
+    pub mode: TlsMode,
+    pub email: Option<String>,
+    /// ACME directory URL.
+    pub directory: String,
+    /// Extra root certificate to trust when talking to the ACME server.
+    pub directory_ca: Option<PathBuf>,
+    pub challenge: Challenge,
+    /// Renew when less than this remains; `None` = a third of the lifetime.
+    #[serde(with = "humantime_serde_compat::option")]
+    pub renew_before: Option<Duration>,
+    /// Account key, certificates and the local CA.
+    pub storage: PathBuf,
+    /// `mode = "files"`.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub redirect_http: bool,
+    pub hsts: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    Acme,
+    Internal,
+    Files,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Challenge {
+    #[serde(rename = "http-01")]
+    Http01,
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+}
+
+impl Default for Tls {
+    fn default() -> Tls {
+        Tls {
+            mode: TlsMode::Off,
+            email: None,
+            directory: defaults::ACME_DIRECTORY.to_string(),
+            directory_ca: None,
+            challenge: Challenge::Http01,
+            renew_before: None,
+            storage: PathBuf::from(defaults::TLS_STORAGE),
+            cert: None,
+            key: None,
+            redirect_http: true,
+            hsts: None,
+        }
+    }
+}
+
+/// `[app.NAME]`: a supervised application with N instances.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct App {
+    /// argv; no shell.
+    pub command: Vec<String>,
+    /// Working directory (absolute; relative paths resolve against the config file).
+    pub dir: PathBuf,
+    pub instances: u32,
+    /// Instance i listens on 127.0.0.1:(port + i) and gets PORT=port+i.
+    pub port: u16,
+    pub env: BTreeMap<String, String>,
+    pub restart: Restart,
+    #[serde(with = "humantime_serde_compat")]
+    pub backoff: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub max_backoff: Duration,
+    /// Signal number sent to stop an instance (written as a name, e.g. "TERM").
+    pub stop_signal: String,
+    #[serde(with = "humantime_serde_compat")]
+    pub stop_timeout: Duration,
+    pub memory_limit: Option<u64>,
+    pub cpu_limit: Option<f64>,
+    pub open_files: Option<u64>,
+    pub log: AppLog,
+    /// How long a new instance may take to pass its health check during a deploy.
+    #[serde(with = "humantime_serde_compat")]
+    pub start_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    Always,
+    OnFailure,
+    Never,
+}
+
+/// Where an app's output goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppLog {
+    Stdout,
+    Off,
+    /// A file, rotated by size.
+    File(PathBuf),
 }

@@ -36,6 +36,8 @@ pub(crate) fn server(ctx: &mut Ctx, entry: Option<Entry>) -> Server {
         idle_timeout: defaults::IDLE_TIMEOUT,
         max_header_size: defaults::MAX_HEADER_SIZE,
         max_body_size: defaults::MAX_BODY_SIZE,
+        https: Vec::new(),
+        admin_token: None,
     };
     let fields = entry.as_ref().and_then(|e| ctx.table(e, SERVER_KEYS));
     let Some(fields) = fields else {

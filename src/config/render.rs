@@ -4,6 +4,8 @@
 //! Out: TOML text in the same shape as `wharf.toml`, for `wharf check
 //! --print`; every string that contains a value read from `${file:...}` is
 //! replaced by `"<redacted>"`, so the output is safe to paste in a bug report.
+//! A pool with passive ejection off renders `max_fails = 0`, because an
+//! absent `[upstream.NAME.passive]` means "on with defaults".
 //! Also holds the serde helpers that make the schema render as the file
 //! is written (host patterns and access logs as plain strings).
 
@@ -11,7 +13,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use serde::Serializer;
-use toml_edit::{DocumentMut, Item, Value};
+use toml_edit::{DocumentMut, Item, Table, Value};
 
 use super::schema::{AccessLog, Config, HostPattern};
 
@@ -30,16 +32,42 @@ impl Config {
             .map(String::as_str)
             .filter(|s| !s.is_empty())
             .collect();
-        if secrets.is_empty() {
+        let passive_off: Vec<&str> = self
+            .upstreams
+            .iter()
+            .filter(|(_, upstream)| upstream.passive.is_none())
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if secrets.is_empty() && passive_off.is_empty() {
             return text;
         }
         match text.parse::<DocumentMut>() {
             Ok(mut document) => {
+                mark_passive_off(&mut document, &passive_off);
                 redact_item(document.as_item_mut(), &secrets);
                 document.to_string()
             }
             Err(e) => format!("# cannot render the configuration: {e}\n"),
         }
+    }
+}
+
+/// Passive ejection is on when its table is absent, so a pool that turned
+/// it off renders `[upstream.NAME.passive] max_fails = 0` to read back the same.
+fn mark_passive_off(document: &mut DocumentMut, names: &[&str]) {
+    let pools = document
+        .get_mut("upstream")
+        .and_then(Item::as_table_like_mut);
+    let Some(pools) = pools else {
+        return;
+    };
+    for name in names {
+        let Some(pool) = pools.get_mut(name).and_then(Item::as_table_like_mut) else {
+            continue;
+        };
+        let mut passive = Table::new();
+        passive.insert("max_fails", toml_edit::value(0));
+        pool.insert("passive", Item::Table(passive));
     }
 }
 

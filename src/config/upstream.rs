@@ -1,22 +1,49 @@
-//! Reader for `[upstream.NAME]` pools.
+//! Reader for `[upstream.NAME]` pools: servers, balancing and retries.
 //!
 //! In: the `upstream` table; each key is a pool name.
 //! Out: pools by name (`BTreeMap`, so the order is stable when printed).
 //! Server addresses may be host names (`"localhost:9001"`); they are
 //! resolved once here, at load time, so the request path never does DNS.
-//! A server is a string or a table (`{ addr = "..." }`), because weights
-//! and backup flags attach to the table form.
+//! A server is a string or a table (`{ addr = "...", weight = 3, backup = true }`),
+//! because weights and backup flags attach to the table form.
+//! Health checks, passive ejection and the breaker are read by
+//! `upstream_health`; the number helpers shared with it live here.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::ops::RangeInclusive;
+use std::time::Duration;
 
-use super::schema::{defaults, Balance, Passive, Upstream, UpstreamServer};
+use super::error::closest;
+use super::schema::{defaults, Balance, Upstream, UpstreamServer};
 use super::server::{parse_ip, split_host_port};
-use super::walk::{Ctx, Entry, Span};
+use super::upstream_health;
+use super::walk::{Ctx, Entry, Fields, Span};
 
-const UPSTREAM_KEYS: &[&str] = &["servers", "connect_timeout", "response_timeout"];
-const SERVER_KEYS: &[&str] = &["addr"];
+const UPSTREAM_KEYS: &[&str] = &[
+    "balance",
+    "servers",
+    "connect_timeout",
+    "response_timeout",
+    "retries",
+    "retry_backoff",
+    "retry_backoff_max",
+    "retry_budget",
+    "health",
+    "passive",
+    "breaker",
+];
+const SERVER_KEYS: &[&str] = &["addr", "weight", "backup"];
 const SERVERS_FIX: &str = "write servers = [\"127.0.0.1:9001\"]";
+const BALANCE: &[(&str, Balance)] = &[
+    ("round_robin", Balance::RoundRobin),
+    ("least_conn", Balance::LeastConn),
+    ("ip_hash", Balance::IpHash),
+    ("p2c", Balance::P2c),
+    ("random", Balance::Random),
+];
+const WEIGHTS: RangeInclusive<i64> = 1..=1000;
+const RETRIES: RangeInclusive<i64> = 0..=10;
 
 /// Every pool name written in the file, valid or not, so that routes
 /// pointing at a broken pool are not reported twice.
@@ -37,7 +64,7 @@ pub(crate) fn upstreams(ctx: &mut Ctx, entry: Option<Entry>) -> BTreeMap<String,
         ctx.expected("a table", &entry.key, entry.item, &entry.span);
         return pools;
     };
-    let all = super::walk::Fields::new(table, &entry.key, entry.span.clone(), &[]).all();
+    let all = Fields::new(table, &entry.key, entry.span.clone(), &[]).all();
     for pool in all {
         let name = pool.key.trim_start_matches("upstream.").to_string();
         if name.is_empty()
@@ -62,36 +89,25 @@ pub(crate) fn upstreams(ctx: &mut Ctx, entry: Option<Entry>) -> BTreeMap<String,
 fn one(ctx: &mut Ctx, entry: &Entry) -> Option<Upstream> {
     let fields = ctx.table(entry, UPSTREAM_KEYS)?;
     let mut upstream = Upstream {
+        balance: Balance::RoundRobin,
         servers: Vec::new(),
         connect_timeout: defaults::CONNECT_TIMEOUT,
         response_timeout: defaults::RESPONSE_TIMEOUT,
-        balance: Balance::RoundRobin,
         retries: defaults::RETRIES,
         retry_backoff: defaults::RETRY_BACKOFF,
         retry_backoff_max: defaults::RETRY_BACKOFF_MAX,
         retry_budget: defaults::RETRY_BUDGET,
         health: None,
-        passive: Some(Passive {
-            max_fails: defaults::PASSIVE_MAX_FAILS,
-            window: defaults::PASSIVE_WINDOW,
-            eject_for: defaults::PASSIVE_EJECT_FOR,
-            max_ejected_percent: defaults::PASSIVE_MAX_EJECTED_PERCENT,
-        }),
+        passive: Some(upstream_health::default_passive()),
         breaker: None,
     };
-    match fields.get("servers") {
-        Some(servers) => {
-            let written = read_servers(ctx, &servers, &mut upstream.servers);
-            if written == 0 {
-                let message = "has no servers".to_string();
-                ctx.error(
-                    &servers.span,
-                    &servers.key,
-                    message,
-                    Some(SERVERS_FIX.into()),
-                );
-            }
+    if let Some(e) = fields.get("balance") {
+        if let Some(balance) = balance(ctx, &e) {
+            upstream.balance = balance;
         }
+    }
+    match fields.get("servers") {
+        Some(e) => upstream.servers = servers(ctx, &e),
         None => {
             let key = fields.key("servers");
             let message = "is missing: a pool needs at least one server".to_string();
@@ -107,18 +123,119 @@ fn one(ctx: &mut Ctx, entry: &Entry) -> Option<Upstream> {
     {
         upstream.response_timeout = d;
     }
+    retries(ctx, &fields, &mut upstream);
+    upstream.health = fields
+        .get("health")
+        .and_then(|e| upstream_health::health(ctx, &e));
+    if let Some(e) = fields.get("passive") {
+        upstream.passive = upstream_health::passive(ctx, &e);
+    }
+    upstream.breaker = fields
+        .get("breaker")
+        .and_then(|e| upstream_health::breaker(ctx, &e));
     fields.finish(ctx);
     Some(upstream)
 }
 
-/// Reads `servers` into `out`; returns how many entries were written.
-fn read_servers(ctx: &mut Ctx, entry: &Entry, out: &mut Vec<UpstreamServer>) -> usize {
+fn balance(ctx: &mut Ctx, entry: &Entry) -> Option<Balance> {
+    let text = ctx.string(entry)?;
+    if let Some((_, balance)) = BALANCE.iter().find(|(name, _)| *name == text) {
+        return Some(*balance);
+    }
+    let names: Vec<&str> = BALANCE.iter().map(|(name, _)| *name).collect();
+    let choices = names.join(", ");
+    let fix = match closest(&text, &names) {
+        Some(near) => format!("did you mean \"{near}\"? write one of: {choices}"),
+        None => format!("write one of: {choices}"),
+    };
+    let message = format!("unknown balance {text:?}");
+    ctx.error(&entry.span, &entry.key, message, Some(fix));
+    None
+}
+
+/// `retries`, `retry_backoff`, `retry_backoff_max` and `retry_budget`.
+fn retries(ctx: &mut Ctx, fields: &Fields, upstream: &mut Upstream) {
+    if let Some(e) = fields.get("retries") {
+        let fix = "use a number of retries between 0 and 10";
+        if let Some(n) = whole(ctx, &e, RETRIES, fix) {
+            upstream.retries = n;
+        }
+    }
+    let backoff = fields.get("retry_backoff");
+    if let Some(d) = backoff.as_ref().and_then(|e| ctx.duration(e)) {
+        upstream.retry_backoff = d;
+    }
+    let backoff_max = fields.get("retry_backoff_max");
+    if let Some(d) = backoff_max.as_ref().and_then(|e| ctx.duration(e)) {
+        upstream.retry_backoff_max = d;
+    }
+    if upstream.retry_backoff_max < upstream.retry_backoff {
+        let (min, max) = (upstream.retry_backoff, upstream.retry_backoff_max);
+        // Point at what the user wrote: the cap if written, else the backoff.
+        let at = backoff_max.as_ref().or(backoff.as_ref());
+        if let Some(e) = at {
+            let message = format!(
+                "retry_backoff_max ({}) is shorter than retry_backoff ({})",
+                show(max),
+                show(min)
+            );
+            let fix = format!(
+                "set retry_backoff_max to at least \"{}\", or lower retry_backoff",
+                show(min)
+            );
+            ctx.error(&e.span, &e.key, message, Some(fix));
+        }
+    }
+    if let Some(e) = fields.get("retry_budget") {
+        if let Some(budget) = fraction(ctx, &e) {
+            upstream.retry_budget = budget;
+        }
+    }
+}
+
+/// Reads `servers` and checks the pool as a whole: not empty, no address
+/// twice, at least one server that is not a backup.
+fn servers(ctx: &mut Ctx, entry: &Entry) -> Vec<UpstreamServer> {
+    let mut read = Vec::new();
+    let written = read_servers(ctx, entry, &mut read);
+    if written == 0 {
+        let message = "has no servers".to_string();
+        ctx.error(&entry.span, &entry.key, message, Some(SERVERS_FIX.into()));
+    }
+    let mut out: Vec<UpstreamServer> = Vec::with_capacity(read.len());
+    let mut keys: Vec<String> = Vec::with_capacity(read.len());
+    for (key, span, server) in read {
+        if let Some(i) = out.iter().position(|s| s.addr == server.addr) {
+            let message = format!("{} is listed twice (also at {})", server.addr, keys[i]);
+            let fix = "remove one of them; to send it more traffic, give it a higher weight";
+            ctx.error(&span, &key, message, Some(fix.into()));
+            continue;
+        }
+        keys.push(key);
+        out.push(server);
+    }
+    if !out.is_empty() && out.iter().all(|s| s.backup) {
+        let message = "at least one server must not be a backup".to_string();
+        let fix = "remove `backup = true` from one server, or add a primary server";
+        ctx.error(&entry.span, &entry.key, message, Some(fix.into()));
+    }
+    out
+}
+
+/// Reads `servers` into `out` as (key, span, server); returns how many
+/// entries were written, good or bad.
+fn read_servers(
+    ctx: &mut Ctx,
+    entry: &Entry,
+    out: &mut Vec<(String, Span, UpstreamServer)>,
+) -> usize {
     if entry.item.is_array_of_tables() {
         let tables = ctx.tables(entry, SERVER_KEYS);
         let count = tables.len();
         for fields in tables {
+            let (key, span) = (fields.path.clone(), fields.span.clone());
             if let Some(server) = server_table(ctx, fields) {
-                out.push(server);
+                out.push((key, span, server));
             }
         }
         return count;
@@ -128,7 +245,7 @@ fn read_servers(ctx: &mut Ctx, entry: &Entry, out: &mut Vec<UpstreamServer>) -> 
     };
     for (key, value) in &elements {
         let server = if let Some(table) = value.as_inline_table() {
-            let fields = super::walk::Fields::new(table, key, value.span(), SERVER_KEYS);
+            let fields = Fields::new(table, key, value.span(), SERVER_KEYS);
             server_table(ctx, fields)
         } else {
             ctx.value_string(key, value)
@@ -139,12 +256,12 @@ fn read_servers(ctx: &mut Ctx, entry: &Entry, out: &mut Vec<UpstreamServer>) -> 
                     backup: false,
                 })
         };
-        out.extend(server);
+        out.extend(server.map(|s| (key.clone(), value.span(), s)));
     }
     elements.len()
 }
 
-fn server_table(ctx: &mut Ctx, fields: super::walk::Fields) -> Option<UpstreamServer> {
+fn server_table(ctx: &mut Ctx, fields: Fields) -> Option<UpstreamServer> {
     let addr = match fields.get("addr") {
         Some(e) => ctx
             .string(&e)
@@ -156,11 +273,19 @@ fn server_table(ctx: &mut Ctx, fields: super::walk::Fields) -> Option<UpstreamSe
             None
         }
     };
+    let weight = match fields.get("weight") {
+        Some(e) => whole(ctx, &e, WEIGHTS, "use a weight between 1 and 1000"),
+        None => Some(defaults::WEIGHT),
+    };
+    let backup = match fields.get("backup") {
+        Some(e) => ctx.boolean(&e),
+        None => Some(false),
+    };
     fields.finish(ctx);
-    addr.map(|addr| UpstreamServer {
-        addr,
-        weight: defaults::WEIGHT,
-        backup: false,
+    Some(UpstreamServer {
+        addr: addr?,
+        weight: weight?,
+        backup: backup?,
     })
 }
 
@@ -202,4 +327,70 @@ fn resolve(ctx: &mut Ctx, key: &str, text: &str, span: &Span) -> Option<SocketAd
             None
         }
     }
+}
+
+/// A whole number within `range`; `None` after reporting, with `fix`.
+pub(super) fn whole(
+    ctx: &mut Ctx,
+    entry: &Entry,
+    range: RangeInclusive<i64>,
+    fix: &str,
+) -> Option<u32> {
+    let n = ctx.integer(entry)?;
+    match u32::try_from(n) {
+        Ok(value) if range.contains(&n) => Some(value),
+        _ => {
+            let (start, end) = (*range.start(), *range.end());
+            let message = if end >= i64::from(u32::MAX) && n < start {
+                format!("{n} is too small: the least is {start}")
+            } else if end >= i64::from(u32::MAX) {
+                format!("{n} is too large")
+            } else {
+                format!("{n} is out of range {start}..={end}")
+            };
+            ctx.error(&entry.span, &entry.key, message, Some(fix.into()));
+            None
+        }
+    }
+}
+
+/// A number from 0.0 to 1.0; the integers 0 and 1 are accepted too.
+fn fraction(ctx: &mut Ctx, entry: &Entry) -> Option<f64> {
+    let fix = "write a fraction from 0.0 to 1.0, e.g. 0.2 for 20%";
+    let value = match (entry.item.as_float(), entry.item.as_integer()) {
+        (Some(f), _) => f,
+        (None, Some(n)) => n as f64,
+        (None, None) => {
+            ctx.expected("a number", &entry.key, entry.item, &entry.span);
+            return None;
+        }
+    };
+    if (0.0..=1.0).contains(&value) {
+        Some(value)
+    } else {
+        let message = format!("{value} is out of range 0.0..=1.0");
+        ctx.error(&entry.span, &entry.key, message, Some(fix.into()));
+        None
+    }
+}
+
+/// A duration longer than zero.
+pub(super) fn nonzero_duration(ctx: &mut Ctx, entry: &Entry) -> Option<Duration> {
+    let d = ctx.duration(entry)?;
+    if d.is_zero() {
+        let fix = "write a duration longer than zero, e.g. \"1s\"";
+        ctx.error(
+            &entry.span,
+            &entry.key,
+            "must be longer than zero".into(),
+            Some(fix.into()),
+        );
+        return None;
+    }
+    Some(d)
+}
+
+/// A duration as the file writes it (`"2s"`, `"100ms"`).
+pub(super) fn show(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
 }

@@ -270,7 +270,7 @@ fn cors_rules() {
 
 #[test]
 fn upstream_rules() {
-    let text = "[upstream.app]\nservers = []\n[upstream.\"bad name\"]\nservers = [\"localhost:9001\", { addr = \"127.0.0.1:9002\", weight = 2 }]\n[upstream.x]\nconnect_timeout = \"1s\"\n";
+    let text = "[upstream.app]\nservers = []\n[upstream.\"bad name\"]\nservers = [\"localhost:9001\", { addr = \"127.0.0.1:9002\", weight = 0 }]\n[upstream.x]\nconnect_timeout = \"1s\"\n";
     let all = errors(text);
     let found: Vec<(usize, usize, &str)> = all.iter().map(|e| (e.0, e.1, e.2.as_str())).collect();
     assert_eq!(
@@ -278,7 +278,7 @@ fn upstream_rules() {
         vec![
             (2, 11, "upstream.app.servers"),
             (3, 11, "upstream.bad name"),
-            (4, 57, "upstream.bad name.servers[1].weight"),
+            (4, 66, "upstream.bad name.servers[1].weight"),
             (5, 1, "upstream.x.servers"),
         ]
     );

@@ -1,5 +1,5 @@
 //! Loader tests: the full example, defaults, loading from disk, rendering.
-//! Error positions and rules are in `errors.rs`.
+//! Error positions and rules are in `errors.rs`; upstream pools in `upstream.rs`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::*;
 
 mod errors;
+mod upstream;
 
 pub(super) const EXAMPLE: &str = r#"[server]
 listen = ["0.0.0.0:${PORT:-8080}"]

@@ -24,6 +24,7 @@ use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, Cors, CorsLayer,
 use crate::balance::Pool;
 use crate::body::{self, Body};
 use crate::files::StaticFiles;
+use crate::observe::metrics::RouteMetrics;
 use crate::response;
 use crate::route::PathTable;
 use crate::{config, proxy};
@@ -45,9 +46,15 @@ pub enum Action {
     },
 }
 
+/// One route: what it does and the handles its requests are counted with.
+pub struct Route {
+    pub action: Action,
+    pub metrics: RouteMetrics,
+}
+
 /// The routes of one site.
 pub struct Routes {
-    pub table: PathTable<Action>,
+    pub table: PathTable<Route>,
     pub max_body_size: u64,
 }
 
@@ -202,7 +209,8 @@ impl Routes {
         let Some(matched) = self.table.lookup(uri.path()) else {
             return response::status(StatusCode::NOT_FOUND);
         };
-        match matched.value {
+        let route = matched.value;
+        let mut response = match &route.action {
             Action::Proxy(pool) => proxy::forward(req, pool, self.max_body_size).await,
             Action::Static(files) => {
                 let rest = matched.rest.to_string();
@@ -245,6 +253,9 @@ impl Routes {
                     .insert(header::CONTENT_TYPE, content_type.clone());
                 response
             }
-        }
+        };
+        // For observe/request.rs: which route answered.
+        response.extensions_mut().insert(route.metrics.clone());
+        response
     }
 }

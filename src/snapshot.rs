@@ -21,6 +21,8 @@ use crate::balance::Pool;
 use crate::config::{self, Config};
 use crate::files::StaticFiles;
 use crate::observe::access::AccessLog;
+use crate::observe::metrics::RouteMetrics;
+use crate::observe::request::{self, Unrouted};
 use crate::proxy::client::ClientCache;
 use crate::route::{HostTable, PathTable};
 use crate::site::{self, SiteService};
@@ -50,6 +52,8 @@ pub struct Snapshot {
     pub sites: Vec<SiteService>,
     pub pools: BTreeMap<String, Arc<Pool>>,
     pub access: Arc<AccessLog>,
+    /// Metrics handles for requests no route answered.
+    pub unrouted: Unrouted,
     trusted: Vec<IpNet>,
     /// HTTP/1.1 + HTTP/2 connection settings from `[server]`.
     pub connection: auto::Builder<TokioExecutor>,
@@ -86,8 +90,17 @@ impl Snapshot {
         let mut sites = Vec::with_capacity(config.sites.len());
         for site in &config.sites {
             let mut routes = Vec::with_capacity(site.routes.len());
+            let site_label = request::site_label(&site.hosts);
             for route in &site.routes {
-                routes.push((route.path.clone(), action(route, &pools)?));
+                let upstream = match &route.action {
+                    config::Action::Proxy { upstream } => upstream.as_str(),
+                    _ => "",
+                };
+                let route_state = site::Route {
+                    action: action(route, &pools)?,
+                    metrics: RouteMetrics::new(&site_label, &route.path, upstream),
+                };
+                routes.push((route.path.clone(), route_state));
             }
             let routes = site::Routes {
                 table: PathTable::new(routes),
@@ -96,6 +109,7 @@ impl Snapshot {
             sites.push(site::service(routes, site.cors.as_ref()));
         }
         let hosts = HostTable::new(config.sites.iter().map(|s| s.hosts.as_slice()));
+        let unrouted = Unrouted::new(config.sites.iter().map(|s| s.hosts.as_slice()));
 
         let mut connection = auto::Builder::new(TokioExecutor::new());
         let max_header = usize::try_from(config.server.max_header_size).unwrap_or(usize::MAX);
@@ -117,6 +131,7 @@ impl Snapshot {
             sites,
             pools,
             access,
+            unrouted,
             connection,
         })
     }

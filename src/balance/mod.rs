@@ -23,6 +23,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use crate::config::Upstream;
+use crate::observe::metrics::UpstreamMetrics;
 use crate::proxy::client::UpstreamClient;
 use state::ServerState;
 
@@ -82,6 +83,8 @@ pub struct Pool {
     pub settings: Upstream,
     pub client: UpstreamClient,
     pub budget: retry::Budget,
+    /// Upstream response times and retries (observe/metrics.rs).
+    pub metrics: UpstreamMetrics,
     selector: Box<dyn Select>,
     stop_checks: watch::Sender<bool>,
     last_unavailable_log: AtomicU64,
@@ -123,6 +126,7 @@ impl Pool {
         Pool {
             name: name.to_string(),
             selector: select::build(upstream.balance, &members),
+            metrics: UpstreamMetrics::new(name, members.iter().map(|m| m.addr)),
             members,
             budget: retry::Budget::new(upstream.retry_budget),
             settings: upstream.clone(),

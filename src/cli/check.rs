@@ -8,6 +8,9 @@ use crate::config;
 pub fn check(path: &Path, print: bool) -> anyhow::Result<ExitCode> {
     match config::load(path) {
         Ok(config) => {
+            if let Some(warning) = config::admin_warning(&config.server) {
+                eprintln!("wharf: warning: {warning}");
+            }
             if print {
                 print!("{}", config.render_redacted());
             }

@@ -25,6 +25,7 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use schema::*;
+pub use server::admin_warning;
 
 use walk::{Ctx, Fields};
 

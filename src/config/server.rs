@@ -21,6 +21,7 @@ const SERVER_KEYS: &[&str] = &[
     "idle_timeout",
     "max_header_size",
     "max_body_size",
+    "admin_token",
 ];
 const LOG_KEYS: &[&str] = &["format", "access", "level"];
 const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
@@ -65,6 +66,18 @@ pub(crate) fn server(ctx: &mut Ctx, entry: Option<Entry>) -> Server {
             } else {
                 socket_addr(ctx, &e.key, &text, &e.span).or(server.admin)
             };
+        }
+    }
+    if let Some(e) = fields.get("admin_token") {
+        if let Some(token) = ctx.string(&e) {
+            if token.trim().is_empty() {
+                let fix = "write a long random string, e.g. admin_token = \"${file:/etc/wharf/admin-token}\"";
+                ctx.error(&e.span, &e.key, "is empty".into(), Some(fix.into()));
+            } else {
+                // Never printed by `wharf check --print`.
+                ctx.secrets.push(token.clone());
+                server.admin_token = Some(token);
+            }
         }
     }
     if let Some(e) = fields.get("trusted_proxies") {
@@ -219,6 +232,29 @@ pub(crate) fn parse_ip(host: &str) -> Option<IpAddr> {
         .map(IpAddr::V4)
         .or_else(|_| host.parse::<Ipv6Addr>().map(IpAddr::V6))
         .ok()
+}
+
+/// Why the admin API's address deserves a second look, if it does: the
+/// admin API on a non-loopback address without `admin_token` serves only
+/// loopback clients, which is rarely what binding it there meant.
+pub fn admin_warning(server: &Server) -> Option<String> {
+    let addr = server.admin?;
+    if addr.ip().is_loopback() {
+        return None;
+    }
+    match &server.admin_token {
+        None => Some(format!(
+            "server.admin = \"{addr}\" is not a loopback address and server.admin_token is not set: \
+             the admin API will refuse every client but loopback; set admin_token \
+             (e.g. admin_token = \"${{file:/etc/wharf/admin-token}}\") or bind admin to 127.0.0.1"
+        )),
+        Some(token) if token.len() < 16 => Some(format!(
+            "server.admin_token is only {} characters long and the admin API listens on {addr}; \
+             use at least 16 random characters (e.g. `openssl rand -hex 32`)",
+            token.len()
+        )),
+        Some(_) => None,
+    }
 }
 
 /// A CIDR, or a bare IP taken as a single-address network (/32 or /128).

@@ -2,25 +2,22 @@
 //! names, ready for Filebeat and Elasticsearch.
 //!
 //! The line is written when the response body has been sent (or dropped),
-//! so `event.duration` and the byte count cover the whole response. Writing
+//! so `event.duration` and the byte count cover the whole response (see
+//! `request.rs`). `http.request.id`, `trace.id` and `span.id` carry the
+//! request id and W3C trace context that were sent upstream. Writing
 //! goes through a background thread (`tracing_appender::non_blocking`), so
 //! the request path never does blocking I/O.
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
-use bytes::Bytes;
 use http::{Method, Version};
-use http_body::{Body as HttpBody, Frame, SizeHint};
-use pin_project_lite::pin_project;
 use serde::Serialize;
 use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 
-use crate::body::BoxError;
+use super::trace::Ids;
 use crate::config;
 
 /// An open access log sink (or none when `access = "off"`).
@@ -90,7 +87,8 @@ pub struct Entry {
     pub client: SocketAddr,
     pub client_ip: IpAddr,
     pub user_agent: Option<String>,
-    pub request_id: Option<String>,
+    /// Request id and trace context, as sent upstream.
+    pub ids: Option<Ids>,
 }
 
 /// What is known once the response head is ready.
@@ -112,6 +110,16 @@ struct Line<'a> {
     user_agent: Option<UserAgent<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     upstream: Option<Upstream>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace: Option<Id<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    span: Option<Id<'a>>,
+}
+
+/// ECS `trace.id` / `span.id`.
+#[derive(Serialize)]
+struct Id<'a> {
+    id: &'a str,
 }
 
 #[derive(Serialize)]
@@ -195,7 +203,10 @@ fn render(entry: &Entry, outcome: &Outcome, bytes: u64) -> Vec<u8> {
             version: version_text(entry.version),
             request: Request {
                 method: entry.method.as_str(),
-                id: entry.request_id.as_deref(),
+                id: entry
+                    .ids
+                    .as_ref()
+                    .and_then(|ids| ids.request_id.to_str().ok()),
             },
             response: Response {
                 status_code: outcome.status,
@@ -219,80 +230,17 @@ fn render(entry: &Entry, outcome: &Outcome, bytes: u64) -> Vec<u8> {
         upstream: outcome.upstream.map(|addr| Upstream {
             address: addr.to_string(),
         }),
+        trace: entry.ids.as_ref().map(|ids| Id { id: ids.trace_id() }),
+        span: entry.ids.as_ref().map(|ids| Id { id: ids.span_id() }),
     };
     let mut out = serde_json::to_vec(&line).unwrap_or_default();
     out.push(b'\n');
     out
 }
 
-/// Writes the line when dropped: after the body ends, or when the client
-/// goes away mid-body.
-struct Pending {
-    log: std::sync::Arc<AccessLog>,
-    entry: Entry,
-    outcome: Outcome,
-    bytes: u64,
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        let line = render(&self.entry, &self.outcome, self.bytes);
-        self.log.write(&line);
-    }
-}
-
-pin_project! {
-    /// A response body that counts its bytes and writes the access log line
-    /// when it is finished.
-    pub struct LoggedBody<B> {
-        #[pin]
-        inner: B,
-        pending: Pending,
-    }
-}
-
-impl<B> LoggedBody<B> {
-    pub fn new(inner: B, log: std::sync::Arc<AccessLog>, entry: Entry, outcome: Outcome) -> Self {
-        LoggedBody {
-            inner,
-            pending: Pending {
-                log,
-                entry,
-                outcome,
-                bytes: 0,
-            },
-        }
-    }
-}
-
-impl<B> HttpBody for LoggedBody<B>
-where
-    B: HttpBody<Data = Bytes, Error = BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                this.pending.bytes += data.len() as u64;
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
+/// Writes the access log line of a finished request.
+pub fn write(log: &AccessLog, entry: &Entry, outcome: &Outcome, bytes: u64) {
+    log.write(&render(entry, outcome, bytes));
 }
 
 #[cfg(test)]
@@ -312,7 +260,12 @@ mod tests {
             client: "10.0.0.1:5000".parse().expect("addr"),
             client_ip: "198.51.100.7".parse().expect("ip"),
             user_agent: Some("curl/8".into()),
-            request_id: None,
+            ids: Some(Ids {
+                request_id: http::HeaderValue::from_static("req-1"),
+                traceparent: http::HeaderValue::from_static(
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                ),
+            }),
         };
         let outcome = Outcome {
             status: 201,
@@ -329,6 +282,9 @@ mod tests {
         assert_eq!(v["user_agent"]["original"], "curl/8");
         assert_eq!(v["upstream"]["address"], "127.0.0.1:9001");
         assert!(v["event"]["duration"].is_u64());
+        assert_eq!(v["http"]["request"]["id"], "req-1");
+        assert_eq!(v["trace"]["id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(v["span"]["id"], "00f067aa0ba902b7");
         assert_eq!(line.last(), Some(&b'\n'));
     }
 }

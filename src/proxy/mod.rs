@@ -178,6 +178,7 @@ pub async fn forward(
             std::mem::take(&mut parts.headers)
         };
 
+        let sent = std::time::Instant::now();
         let outcome = match tokio::time::timeout(
             pool.settings.response_timeout,
             pool.client.request(request),
@@ -203,6 +204,9 @@ pub async fn forward(
             Attempt::TimedOut => (false, idempotent),
         };
         pool.record(index, success);
+        if let Attempt::Answered(_) = &outcome {
+            pool.metrics.answered(index, sent.elapsed());
+        }
         let retry = !success
             && safe_to_retry
             && payload.replayable()
@@ -210,6 +214,7 @@ pub async fn forward(
             && pool.budget.withdraw();
         if retry {
             attempt += 1;
+            pool.metrics.retried();
             tracing::info!(
                 upstream = %pool.name,
                 server = %member.addr,

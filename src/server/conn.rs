@@ -21,8 +21,9 @@ use tower::ServiceExt;
 
 use super::Server;
 use crate::body::{self, Body};
-use crate::observe::access::{Entry, LoggedBody, Outcome};
-use crate::proxy::{headers, ClientInfo, UpstreamUsed};
+use crate::observe::access::Entry;
+use crate::observe::{metrics, request, trace};
+use crate::proxy::{headers, ClientInfo};
 use crate::response;
 use crate::snapshot::Snapshot;
 
@@ -32,6 +33,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, server: Arc<Server>) {
     let _counted = server.connections.enter();
     let _ = stream.set_nodelay(true);
     let snapshot = server.snapshot();
+    let _open = metrics::connection_opened(stream.local_addr().ok(), &snapshot);
     let idle_timeout = snapshot.config.server.idle_timeout;
     let activity = Arc::new(AtomicU64::new(now_ms()));
     let io = TokioIo::new(Tracked {
@@ -90,14 +92,17 @@ fn now_ms() -> u64 {
     u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The entry point of every request: client facts, site by host, the site's
-/// stack, then the access log around the response body.
+/// The entry point of every request: request id and trace context, client
+/// facts, site by host, the site's stack, then metrics and the access log
+/// around the response body (observe/request.rs).
 async fn handle(
     mut req: Request<Incoming>,
     peer: SocketAddr,
     snapshot: Arc<Snapshot>,
 ) -> Response<Body> {
     let start = Instant::now();
+    let in_flight = metrics::global().request_started();
+    let ids = trace::take_or_create(req.headers_mut());
     let peer_trusted = snapshot.is_trusted(peer.ip());
     let client_ip = headers::client_ip(req.headers(), peer.ip(), |ip| snapshot.is_trusted(ip));
     req.extensions_mut().insert(ClientInfo {
@@ -131,8 +136,15 @@ async fn handle(
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
-        request_id: None,
+        ids: Some(ids.clone()),
     });
+    let started = request::Started {
+        start,
+        in_flight,
+        ids,
+        site,
+        log: entry.map(|entry| (snapshot.access.clone(), entry)),
+    };
 
     let response = match site.and_then(|index| snapshot.sites.get(index)) {
         Some(service) => match service.clone().oneshot(req).await {
@@ -143,17 +155,7 @@ async fn handle(
         // match, answer 404 rather than guess.
         None => response::status(StatusCode::NOT_FOUND),
     };
-    match entry {
-        Some(entry) => {
-            let outcome = Outcome {
-                status: response.status().as_u16(),
-                upstream: response.extensions().get::<UpstreamUsed>().map(|u| u.0),
-            };
-            let log = snapshot.access.clone();
-            response.map(|inner| body::boxed(LoggedBody::new(inner, log, entry, outcome)))
-        }
-        None => response,
-    }
+    request::finish(response, started, &snapshot.unrouted)
 }
 
 /// An IO stream that records when it last moved bytes.

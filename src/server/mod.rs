@@ -167,6 +167,7 @@ impl Server {
             admin::spawn(tcp, server.clone());
         }
         server.snapshot().activate(&server.registry);
+        crate::observe::metrics::global().loaded_now();
         server.ready.store(true, Ordering::Release);
         Ok(server)
     }
@@ -194,6 +195,7 @@ impl Server {
     pub async fn reload(self: &Arc<Self>) -> Result<(), Error> {
         let _one_at_a_time = self.reloading.lock().await;
         let result = self.try_reload();
+        crate::observe::metrics::global().reloaded(result.is_ok());
         match &result {
             Ok(()) => tracing::info!(source = %self.source_name(), "config reloaded"),
             Err(error) => tracing::error!(

@@ -1,0 +1,417 @@
+//! The metrics wharf keeps while it serves: request counts and durations by
+//! site, route and upstream, upstream response times, retries, open
+//! connections and reloads.
+//!
+//! Metrics are process-wide (like Prometheus' default registry): one
+//! `Metrics` behind `global()`. The request path never looks a label set
+//! up: `RouteMetrics` and `UpstreamMetrics` are handles created when a
+//! snapshot is built (one per route, one per pool), so recording is a few
+//! atomic adds and one short histogram lock. State that other modules
+//! already keep (server health, ejections, breaker, certificates, app
+//! instances, the process) is not duplicated here; `scrape.rs` reads it
+//! when Prometheus asks.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+/// Histogram buckets for request and upstream durations, in seconds.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// The status classes a response is counted under ("1xx".."5xx").
+pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    site: String,
+    route: String,
+    upstream: String,
+    status_class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    site: String,
+    route: String,
+    upstream: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct UpstreamLabels {
+    pub upstream: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+/// Every metric wharf records itself.
+pub struct Metrics {
+    requests: Family<RequestLabels, Counter>,
+    request_duration: HistogramFamily<RouteLabels>,
+    in_flight: Gauge,
+    upstream_duration: HistogramFamily<UpstreamLabels>,
+    retries: Family<UpstreamLabels, Counter>,
+    connections_open: Family<ListenerLabels, Gauge>,
+    connections: Family<ListenerLabels, Counter>,
+    reloads: Family<ResultLabels, Counter>,
+    last_reload_success: Gauge<f64, AtomicU64>,
+    /// Whole-process totals the status page turns into rates.
+    pub totals: Totals,
+    /// Open client connections over every listener.
+    open_connections: AtomicU64,
+    /// Recent latency per upstream server, kept across reloads.
+    latency: Mutex<HashMap<(String, SocketAddr), Arc<Latency>>>,
+}
+
+/// The process-wide metrics.
+pub fn global() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(|| Metrics {
+        requests: Family::default(),
+        request_duration: Family::new_with_constructor(duration_histogram),
+        in_flight: Gauge::default(),
+        upstream_duration: Family::new_with_constructor(duration_histogram),
+        retries: Family::default(),
+        connections_open: Family::default(),
+        connections: Family::default(),
+        reloads: Family::default(),
+        last_reload_success: Gauge::default(),
+        totals: Totals::default(),
+        open_connections: AtomicU64::new(0),
+        latency: Mutex::new(HashMap::new()),
+    })
+}
+
+impl Metrics {
+    /// Adds the recorded metrics to a scrape's registry (the families are
+    /// shared handles; nothing is copied).
+    pub(crate) fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "wharf_requests",
+            "Requests answered, by site, route, upstream and status class",
+            self.requests.clone(),
+        );
+        registry.register_with_unit(
+            "wharf_request_duration",
+            "Time from request head to the end of the response body",
+            Unit::Seconds,
+            self.request_duration.clone(),
+        );
+        registry.register(
+            "wharf_requests_in_flight",
+            "Requests being answered now",
+            self.in_flight.clone(),
+        );
+        registry.register_with_unit(
+            "wharf_upstream_response_duration",
+            "Time from sending a request upstream to its response head, per attempt",
+            Unit::Seconds,
+            self.upstream_duration.clone(),
+        );
+        registry.register(
+            "wharf_upstream_retries",
+            "Requests sent again to another upstream server",
+            self.retries.clone(),
+        );
+        registry.register(
+            "wharf_connections_open",
+            "Client connections open now, by listener",
+            self.connections_open.clone(),
+        );
+        registry.register(
+            "wharf_connections",
+            "Client connections accepted, by listener",
+            self.connections.clone(),
+        );
+        registry.register(
+            "wharf_config_reloads",
+            "Config reloads, by result (success or failure)",
+            self.reloads.clone(),
+        );
+        registry.register(
+            "wharf_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful config load",
+            self.last_reload_success.clone(),
+        );
+    }
+
+    /// Counts a reload (or the first load) by its result.
+    pub fn reloaded(&self, success: bool) {
+        let result = if success { "success" } else { "failure" };
+        self.reloads
+            .get_or_create(&ResultLabels {
+                result: result.to_string(),
+            })
+            .inc();
+        if success {
+            self.loaded_now();
+        }
+    }
+
+    /// Records that a config was loaded successfully just now.
+    pub fn loaded_now(&self) {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        self.last_reload_success.set(now.as_secs_f64());
+    }
+
+    /// Counts a connection as open until the guard drops. `listener` is the
+    /// configured address the connection came in on.
+    pub fn connection_opened(&self, listener: &str) -> ConnectionGuard {
+        let labels = ListenerLabels {
+            listener: listener.to_string(),
+        };
+        self.connections.get_or_create(&labels).inc();
+        let gauge = self.connections_open.get_or_create_owned(&labels);
+        gauge.inc();
+        self.open_connections.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(gauge)
+    }
+
+    /// Client connections open now, over every listener.
+    pub fn open_connections(&self) -> u64 {
+        self.open_connections.load(Ordering::Relaxed)
+    }
+
+    /// Requests being answered now.
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.get()
+    }
+
+    /// Counts a request as in flight until the guard drops.
+    pub fn request_started(&self) -> RequestGuard {
+        self.in_flight.inc();
+        RequestGuard(())
+    }
+
+    /// Recent latency of one upstream server, in milliseconds.
+    pub fn server_latency_ms(&self, upstream: &str, addr: SocketAddr) -> Option<f64> {
+        let map = lock(&self.latency);
+        map.get(&(upstream.to_string(), addr))
+            .and_then(|latency| latency.get_ms())
+    }
+}
+
+/// Decrements the open-connections gauge when the connection ends.
+pub struct ConnectionGuard(Gauge);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+        global().open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Decrements the in-flight gauge when the response is finished.
+#[derive(Debug)]
+pub struct RequestGuard(());
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        global().in_flight.dec();
+    }
+}
+
+/// The recording handles of one route (or of a site's requests that matched
+/// no route), created at snapshot build time.
+#[derive(Clone, Debug)]
+pub struct RouteMetrics(Arc<RouteHandles>);
+
+#[derive(Debug)]
+struct RouteHandles {
+    by_class: [Counter; 5],
+    duration: Histogram,
+}
+
+impl RouteMetrics {
+    /// Handles for `site` (its first host pattern), `route` (the path
+    /// prefix, "" for requests no route matched) and `upstream` ("" for
+    /// routes that do not proxy).
+    pub fn new(site: &str, route: &str, upstream: &str) -> RouteMetrics {
+        let metrics = global();
+        let by_class = STATUS_CLASSES.map(|class| {
+            metrics.requests.get_or_create_owned(&RequestLabels {
+                site: site.to_string(),
+                route: route.to_string(),
+                upstream: upstream.to_string(),
+                status_class: class.to_string(),
+            })
+        });
+        let duration = metrics.request_duration.get_or_create_owned(&RouteLabels {
+            site: site.to_string(),
+            route: route.to_string(),
+            upstream: upstream.to_string(),
+        });
+        RouteMetrics(Arc::new(RouteHandles { by_class, duration }))
+    }
+
+    /// Records one finished request.
+    pub fn record(&self, status: u16, elapsed: Duration) {
+        let class = usize::from((status / 100).clamp(1, 5)) - 1;
+        self.0.by_class[class].inc();
+        let seconds = elapsed.as_secs_f64();
+        self.0.duration.observe(seconds);
+        global().totals.record(status >= 500, elapsed);
+    }
+}
+
+/// The recording handles of one upstream pool, created with the pool.
+#[derive(Clone, Debug)]
+pub struct UpstreamMetrics {
+    duration: Histogram,
+    retries: Counter,
+    /// Per member, in the pool's member order.
+    latency: Vec<Arc<Latency>>,
+}
+
+impl UpstreamMetrics {
+    pub fn new(upstream: &str, servers: impl IntoIterator<Item = SocketAddr>) -> UpstreamMetrics {
+        let metrics = global();
+        let labels = UpstreamLabels {
+            upstream: upstream.to_string(),
+        };
+        let latency = {
+            let mut map = lock(&metrics.latency);
+            servers
+                .into_iter()
+                .map(|addr| map.entry((upstream.to_string(), addr)).or_default().clone())
+                .collect()
+        };
+        UpstreamMetrics {
+            duration: metrics.upstream_duration.get_or_create_owned(&labels),
+            retries: metrics.retries.get_or_create_owned(&labels),
+            latency,
+        }
+    }
+
+    /// Records how long member `index` took to answer (response head).
+    pub fn answered(&self, index: usize, elapsed: Duration) {
+        self.duration.observe(elapsed.as_secs_f64());
+        if let Some(latency) = self.latency.get(index) {
+            latency.update(elapsed);
+        }
+    }
+
+    pub fn retried(&self) {
+        self.retries.inc();
+    }
+}
+
+/// An exponentially weighted moving average of response times, in
+/// microseconds (0 = nothing measured yet). Updates race benignly: a lost
+/// update only shifts the average a little.
+#[derive(Debug, Default)]
+pub struct Latency(AtomicU64);
+
+impl Latency {
+    fn update(&self, elapsed: Duration) {
+        let sample = u64::try_from(elapsed.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let old = self.0.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            sample
+        } else {
+            // 80 % history, 20 % this sample.
+            (old.saturating_mul(4) / 5)
+                .saturating_add(sample / 5)
+                .max(1)
+        };
+        self.0.store(new, Ordering::Relaxed);
+    }
+
+    fn get_ms(&self) -> Option<f64> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            micros => Some(micros as f64 / 1000.0),
+        }
+    }
+}
+
+/// Upper bounds (milliseconds) of the latency buckets behind the status
+/// page's percentile; the last bucket is everything above.
+pub const TOTAL_BUCKETS_MS: [u64; 12] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000];
+
+/// Totals over all requests, for rates on the status page.
+#[derive(Debug, Default)]
+pub struct Totals {
+    pub requests: AtomicU64,
+    pub errors: AtomicU64,
+    pub duration_micros: AtomicU64,
+    pub buckets: [AtomicU64; TOTAL_BUCKETS_MS.len() + 1],
+}
+
+impl Totals {
+    fn record(&self, error: bool, elapsed: Duration) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if error {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.duration_micros.fetch_add(micros, Ordering::Relaxed);
+        let ms = micros / 1000;
+        let bucket = TOTAL_BUCKETS_MS
+            .iter()
+            .position(|bound| ms < *bound)
+            .unwrap_or(TOTAL_BUCKETS_MS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Counts a client connection on the listener it came in on until the
+/// guard drops. The label is the configured listener address (so
+/// "0.0.0.0:8080", not the address the client dialled).
+pub fn connection_opened(
+    local: Option<SocketAddr>,
+    snapshot: &crate::snapshot::Snapshot,
+) -> ConnectionGuard {
+    let server = &snapshot.config.server;
+    let label = local.map_or_else(
+        || "unknown".to_string(),
+        |local| {
+            server
+                .listen
+                .iter()
+                .chain(&server.https)
+                .find(|configured| {
+                    configured.port() == local.port()
+                        && (configured.ip() == local.ip() || configured.ip().is_unspecified())
+                })
+                .unwrap_or(&local)
+                .to_string()
+        },
+    );
+    global().connection_opened(&label)
+}

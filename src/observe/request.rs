@@ -1,0 +1,164 @@
+//! What wharf records about each request once its response is finished:
+//! the request metrics of its route, the in-flight gauge, and the access
+//! log line.
+//!
+//! In: the response a site produced (its route's `RouteMetrics` in the
+//! response extensions, when a route answered), the start time, the
+//! request ids and the access log entry. Out: the same response with an
+//! `X-Request-Id` header and a body that records everything when it ends
+//! or is dropped (a client that goes away mid-body is still counted).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::Response;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+use super::access::{self, AccessLog, Entry, Outcome};
+use super::metrics::{RequestGuard, RouteMetrics};
+use super::trace::{Ids, X_REQUEST_ID};
+use crate::body::{self, Body, BoxError};
+use crate::config::HostPattern;
+use crate::proxy::UpstreamUsed;
+
+/// The handles for requests no route answered: one per site (CORS
+/// preflights, no matching route) and one for hosts no site claims.
+/// Built with the snapshot.
+#[derive(Debug)]
+pub struct Unrouted {
+    sites: Vec<RouteMetrics>,
+    no_site: RouteMetrics,
+}
+
+impl Unrouted {
+    pub fn new<'a>(sites: impl IntoIterator<Item = &'a [HostPattern]>) -> Unrouted {
+        Unrouted {
+            sites: sites
+                .into_iter()
+                .map(|hosts| RouteMetrics::new(&site_label(hosts), "", ""))
+                .collect(),
+            no_site: RouteMetrics::new("", "", ""),
+        }
+    }
+
+    fn get(&self, site: Option<usize>) -> &RouteMetrics {
+        site.and_then(|index| self.sites.get(index))
+            .unwrap_or(&self.no_site)
+    }
+}
+
+/// A site's `site` label: its first host pattern ("*" when it answers any
+/// host). Bounded by the config, never taken from a request.
+pub fn site_label(hosts: &[HostPattern]) -> String {
+    hosts
+        .first()
+        .map_or_else(|| "*".to_string(), |host| String::from(host.clone()))
+}
+
+/// Everything `finish` needs besides the response.
+pub struct Started {
+    pub start: Instant,
+    pub in_flight: RequestGuard,
+    pub ids: Ids,
+    /// The site the host chose, if any.
+    pub site: Option<usize>,
+    /// The access log and its entry, when the access log is on.
+    pub log: Option<(Arc<AccessLog>, Entry)>,
+}
+
+/// Adds `X-Request-Id` and wraps the body so the request is recorded when
+/// the response ends.
+pub fn finish(
+    mut response: Response<Body>,
+    started: Started,
+    unrouted: &Unrouted,
+) -> Response<Body> {
+    let route = match response.extensions_mut().remove::<RouteMetrics>() {
+        Some(route) => route,
+        None => unrouted.get(started.site).clone(),
+    };
+    response
+        .headers_mut()
+        .insert(X_REQUEST_ID.clone(), started.ids.request_id.clone());
+    let status = response.status().as_u16();
+    let log = started.log.map(|(log, entry)| {
+        let outcome = Outcome {
+            status,
+            upstream: response.extensions().get::<UpstreamUsed>().map(|u| u.0),
+        };
+        (log, entry, outcome)
+    });
+    let observation = Observation {
+        start: started.start,
+        route,
+        status,
+        _in_flight: started.in_flight,
+        log,
+        bytes: 0,
+    };
+    response.map(|inner| body::boxed(ObservedBody { inner, observation }))
+}
+
+/// Records the request when dropped: after the body ends, or when the
+/// client goes away mid-body.
+struct Observation {
+    start: Instant,
+    route: RouteMetrics,
+    status: u16,
+    _in_flight: RequestGuard,
+    log: Option<(Arc<AccessLog>, Entry, Outcome)>,
+    bytes: u64,
+}
+
+impl Drop for Observation {
+    fn drop(&mut self) {
+        self.route.record(self.status, self.start.elapsed());
+        if let Some((log, entry, outcome)) = &self.log {
+            access::write(log, entry, outcome, self.bytes);
+        }
+    }
+}
+
+pin_project! {
+    /// A response body that counts its bytes and records the request when
+    /// it is finished.
+    struct ObservedBody<B> {
+        #[pin]
+        inner: B,
+        observation: Observation,
+    }
+}
+
+impl<B> HttpBody for ObservedBody<B>
+where
+    B: HttpBody<Data = Bytes, Error = BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                this.observation.bytes += data.len() as u64;
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

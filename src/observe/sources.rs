@@ -1,0 +1,84 @@
+//! What the HTTPS and supervision subsystems tell the metrics and the
+//! status page: certificates with their expiry, and app instances.
+//!
+//! These are plain records so observe/ does not depend on how those
+//! subsystems store their state; each fills its list from its own state
+//! when asked (at scrape or status time, never on the request path).
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::server::Server;
+
+/// One certificate wharf serves.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertificateInfo {
+    /// The host name it is for (its first subject name).
+    pub host: String,
+    /// Unix seconds after which clients reject it.
+    pub not_after: u64,
+    /// Where it came from ("acme", "internal", "files").
+    pub source: String,
+}
+
+impl CertificateInfo {
+    /// Whole days left before `not_after` (negative once expired).
+    pub fn days_left(&self, now: SystemTime) -> i64 {
+        let now = unix_seconds(now) as i64;
+        (self.not_after as i64 - now).div_euclid(86_400)
+    }
+}
+
+/// One supervised app instance.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceInfo {
+    pub app: String,
+    pub index: u32,
+    pub pid: Option<u32>,
+    pub port: u16,
+    /// "starting", "running", "backoff", "stopped", "failed", ...
+    pub state: String,
+    /// Whether the instance is up (running and, when checked, healthy).
+    pub up: bool,
+    /// Seconds since it last started, while it runs.
+    pub uptime_seconds: Option<u64>,
+    pub restarts: u64,
+}
+
+/// Certificates the server holds now.
+///
+/// The TLS subsystem (src/tls) fills this in; until it exposes its store
+/// the list is empty and the page says "no certificates".
+pub fn certificates(_server: &Server) -> Vec<CertificateInfo> {
+    Vec::new()
+}
+
+/// App instances the server supervises now.
+///
+/// The supervision subsystem (src/supervise) fills this in; until it
+/// exposes its instances the list is empty.
+pub fn instances(_server: &Server) -> Vec<InstanceInfo> {
+    Vec::new()
+}
+
+pub fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs()
+}
+
+/// `POST /apps/NAME/deploy`: a rolling deploy of one app, answered when
+/// it is done.
+pub async fn deploy(
+    _server: &Server,
+    app: &str,
+) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+    (
+        axum::http::StatusCode::NOT_IMPLEMENTED,
+        axum::Json(serde_json::json!({
+            "status": "rejected",
+            "error": format!("deploying {app}: app supervision is not available in this build"),
+        })),
+    )
+}

@@ -1,0 +1,258 @@
+//! `GET /status`: everything the status page and `wharf status` show, as
+//! one JSON document.
+//!
+//! Built on demand from the serving snapshot, the upstream server states,
+//! the metrics totals, the traffic history, certificates and app
+//! instances. The same types deserialize the document in `wharf status`, so
+//! the CLI and the server cannot drift apart.
+
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use super::history::{History, Point};
+use super::sources::{self, unix_seconds};
+use super::{metrics, process};
+use crate::balance::breaker::Breaker;
+use crate::balance::clock;
+use crate::balance::state::{Health, ServerState};
+use crate::config;
+use crate::server::Server;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub version: String,
+    pub pid: u32,
+    pub uptime_seconds: u64,
+    /// The config file (or `<embedded demo>`).
+    pub config: String,
+    /// Unix milliseconds when this document was made.
+    pub time: u64,
+    pub traffic: Traffic,
+    pub sites: Vec<SiteStatus>,
+    pub upstreams: Vec<UpstreamStatus>,
+    pub apps: Vec<InstanceStatus>,
+    pub certificates: Vec<CertificateStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Traffic {
+    pub requests_total: u64,
+    /// 5xx answers.
+    pub errors_total: u64,
+    pub in_flight: i64,
+    pub connections_open: u64,
+    /// One point per `history::STEP`, oldest first.
+    pub history: Vec<Point>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SiteStatus {
+    pub hosts: Vec<String>,
+    pub routes: Vec<RouteStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RouteStatus {
+    pub path: String,
+    /// "proxy", "static", "redirect" or "respond".
+    pub action: String,
+    /// The upstream, directory, redirect target or status.
+    pub target: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpstreamStatus {
+    pub name: String,
+    pub balance: String,
+    pub servers: Vec<ServerStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerStatus {
+    pub address: String,
+    /// One word for people: "up", "down", "unknown", "ejected",
+    /// "breaker_open" or "draining".
+    pub state: String,
+    /// Whether it may get new requests now.
+    pub available: bool,
+    /// Active health: "up", "down" or "unknown".
+    pub health: String,
+    pub ejected: bool,
+    /// "closed", "open" or "half_open".
+    pub breaker: String,
+    pub draining: bool,
+    pub backup: bool,
+    pub weight: u32,
+    pub in_flight: usize,
+    pub requests_total: u64,
+    pub failures_total: u64,
+    /// Moving average of response times (response head), when measured.
+    pub latency_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    pub app: String,
+    pub index: u32,
+    pub pid: Option<u32>,
+    pub port: u16,
+    pub state: String,
+    pub up: bool,
+    pub uptime_seconds: Option<u64>,
+    pub restarts: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CertificateStatus {
+    pub host: String,
+    /// Unix seconds.
+    pub not_after: u64,
+    pub days_left: i64,
+    pub source: String,
+}
+
+/// The status of `server` now.
+pub fn collect(server: &Server, history: &History) -> Status {
+    let snapshot = server.snapshot();
+    let metrics = metrics::global();
+    let now = SystemTime::now();
+    let traffic = Traffic {
+        requests_total: metrics.totals.requests.load(Ordering::Relaxed),
+        errors_total: metrics.totals.errors.load(Ordering::Relaxed),
+        in_flight: metrics.in_flight(),
+        connections_open: metrics.open_connections(),
+        history: history.points(),
+    };
+    let sites = snapshot
+        .config
+        .sites
+        .iter()
+        .map(|site| SiteStatus {
+            hosts: site.hosts.iter().cloned().map(String::from).collect(),
+            routes: site.routes.iter().map(route).collect(),
+        })
+        .collect();
+    let now_ms = clock::now_ms();
+    let upstreams = snapshot
+        .pools
+        .values()
+        .map(|pool| UpstreamStatus {
+            name: pool.name.clone(),
+            balance: serde_json::to_value(pool.settings.balance)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            servers: pool
+                .members
+                .iter()
+                .map(|member| ServerStatus {
+                    address: member.authority.clone(),
+                    backup: member.backup,
+                    weight: member.weight,
+                    latency_ms: metrics.server_latency_ms(&pool.name, member.addr),
+                    ..server_state(&member.state, now_ms)
+                })
+                .collect(),
+        })
+        .collect();
+    let apps = sources::instances(server)
+        .into_iter()
+        .map(|i| InstanceStatus {
+            app: i.app,
+            index: i.index,
+            pid: i.pid,
+            port: i.port,
+            state: i.state,
+            up: i.up,
+            uptime_seconds: i.uptime_seconds,
+            restarts: i.restarts,
+        })
+        .collect();
+    let certificates = sources::certificates(server)
+        .into_iter()
+        .map(|c| CertificateStatus {
+            days_left: c.days_left(now),
+            host: c.host,
+            not_after: c.not_after,
+            source: c.source,
+        })
+        .collect();
+    Status {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        pid: std::process::id(),
+        uptime_seconds: unix_seconds(now).saturating_sub(process::start_time() as u64),
+        config: snapshot.config.source.clone(),
+        time: now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        traffic,
+        sites,
+        upstreams,
+        apps,
+        certificates,
+    }
+}
+
+fn route(route: &config::Route) -> RouteStatus {
+    let (action, target) = match &route.action {
+        config::Action::Proxy { upstream } => ("proxy", upstream.clone()),
+        config::Action::Static { root, .. } => ("static", root.display().to_string()),
+        config::Action::Redirect { to, status } => ("redirect", format!("{status} {to}")),
+        config::Action::Respond { status, .. } => ("respond", status.to_string()),
+    };
+    RouteStatus {
+        path: route.path.clone(),
+        action: action.to_string(),
+        target,
+    }
+}
+
+/// The live state of one server; address, weight, backup and latency are
+/// filled in by the caller.
+fn server_state(state: &ServerState, now_ms: u64) -> ServerStatus {
+    let health = state.health();
+    let breaker = match *lock(&state.breaker) {
+        Breaker::Open { until_ms } if until_ms > now_ms => "open",
+        Breaker::Open { .. } | Breaker::HalfOpen { .. } => "half_open",
+        Breaker::Closed | Breaker::Counting(_) => "closed",
+    };
+    let ejected = state.is_ejected(now_ms);
+    let draining = state.is_draining();
+    let word = match health {
+        Health::Up if draining => "draining",
+        Health::Up if ejected => "ejected",
+        Health::Up if breaker == "open" => "breaker_open",
+        Health::Up => "up",
+        Health::Down => "down",
+        Health::Unknown => "unknown",
+    };
+    ServerStatus {
+        address: String::new(),
+        state: word.to_string(),
+        available: word == "up",
+        health: match health {
+            Health::Up => "up",
+            Health::Down => "down",
+            Health::Unknown => "unknown",
+        }
+        .to_string(),
+        ejected,
+        breaker: breaker.to_string(),
+        draining,
+        backup: false,
+        weight: 1,
+        in_flight: state.in_flight(),
+        requests_total: state.counters.requests.load(Ordering::Relaxed),
+        failures_total: state.counters.failures.load(Ordering::Relaxed),
+        latency_ms: None,
+    }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}

@@ -1,0 +1,214 @@
+//! Request ids and W3C trace context.
+//!
+//! Every request leaves wharf with an `X-Request-Id` and a `traceparent`
+//! (W3C Trace Context, level 1): a well-formed one the client (or a proxy in
+//! front) sent is kept unchanged, a missing or malformed one is replaced by
+//! a new one. Both go to the upstream, into the access log, and the request
+//! id back to the client, so one id finds a request everywhere.
+//!
+//! wharf records no spans of its own, so it forwards an incoming
+//! `traceparent` as it is: a new parent-id would point at a span no tracing
+//! backend has. A generated `traceparent` starts a new trace with the
+//! sampled flag set, so apps using a parent-based sampler record it.
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// Longest client-supplied request id kept; longer ones are replaced.
+const MAX_REQUEST_ID: usize = 200;
+
+/// The ids of one request, as sent upstream.
+#[derive(Debug, Clone)]
+pub struct Ids {
+    pub request_id: HeaderValue,
+    pub traceparent: HeaderValue,
+}
+
+impl Ids {
+    /// The 32-hex-digit trace id inside `traceparent`.
+    pub fn trace_id(&self) -> &str {
+        self.traceparent
+            .to_str()
+            .ok()
+            .and_then(|t| t.get(3..35))
+            .unwrap_or("")
+    }
+
+    /// The 16-hex-digit parent (span) id inside `traceparent`.
+    pub fn span_id(&self) -> &str {
+        self.traceparent
+            .to_str()
+            .ok()
+            .and_then(|t| t.get(36..52))
+            .unwrap_or("")
+    }
+}
+
+/// Keeps valid ids found in `headers`, replaces missing or invalid ones,
+/// and writes the result back so it is forwarded.
+pub fn take_or_create(headers: &mut HeaderMap) -> Ids {
+    let request_id = match headers.get(&X_REQUEST_ID) {
+        Some(value) if valid_request_id(value) => value.clone(),
+        _ => {
+            let id = new_request_id();
+            headers.insert(X_REQUEST_ID.clone(), id.clone());
+            id
+        }
+    };
+    // More than one traceparent is invalid (W3C 3.2): start over.
+    let mut values = headers.get_all(&TRACEPARENT).iter();
+    let traceparent = match (values.next(), values.next()) {
+        (Some(value), None) if valid_traceparent(value.as_bytes()) => value.clone(),
+        _ => {
+            let value = new_traceparent();
+            headers.insert(TRACEPARENT.clone(), value.clone());
+            value
+        }
+    };
+    Ids {
+        request_id,
+        traceparent,
+    }
+}
+
+/// Visible ASCII, 1..=200 bytes: safe to log and to echo back.
+fn valid_request_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= MAX_REQUEST_ID
+        && bytes.iter().all(|b| (0x21..=0x7e).contains(b))
+}
+
+/// `version-traceid-parentid-flags`, lowercase hex, version not "ff",
+/// trace id and parent id not all zeros. Future versions may append
+/// fields after the flags (W3C 3.2.4), which are kept as they are.
+pub fn valid_traceparent(value: &[u8]) -> bool {
+    if value.len() < 55 || (value.len() > 55 && value[55] != b'-') {
+        return false;
+    }
+    let hex = |range: std::ops::Range<usize>| {
+        value[range]
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+    };
+    let zeros = |range: std::ops::Range<usize>| value[range].iter().all(|b| *b == b'0');
+    let version_ok = hex(0..2) && &value[0..2] != b"ff";
+    // Version 00 is exactly 55 bytes.
+    let length_ok = &value[0..2] != b"00" || value.len() == 55;
+    version_ok
+        && length_ok
+        && value[2] == b'-'
+        && value[35] == b'-'
+        && value[52] == b'-'
+        && hex(3..35)
+        && hex(36..52)
+        && hex(53..55)
+        && !zeros(3..35)
+        && !zeros(36..52)
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn push_hex(out: &mut Vec<u8>, mut value: u128, digits: usize) {
+    let start = out.len();
+    out.resize(start + digits, b'0');
+    for slot in out[start..].iter_mut().rev() {
+        *slot = HEX[(value & 0xf) as usize];
+        value >>= 4;
+    }
+}
+
+fn nonzero_random() -> u128 {
+    loop {
+        let value = fastrand::u128(..);
+        if value != 0 {
+            return value;
+        }
+    }
+}
+
+/// 32 random hex digits (128 bits, like a UUID without dashes).
+pub fn new_request_id() -> HeaderValue {
+    let mut out = Vec::with_capacity(32);
+    push_hex(&mut out, fastrand::u128(..), 32);
+    to_header(out)
+}
+
+/// A new sampled trace: `00-<trace id>-<span id>-01`.
+pub fn new_traceparent() -> HeaderValue {
+    let mut out = Vec::with_capacity(55);
+    out.extend_from_slice(b"00-");
+    push_hex(&mut out, nonzero_random(), 32);
+    out.push(b'-');
+    push_hex(&mut out, nonzero_random() & u128::from(u64::MAX), 16);
+    if out[36..52].iter().all(|b| *b == b'0') {
+        out[51] = b'1';
+    }
+    out.extend_from_slice(b"-01");
+    to_header(out)
+}
+
+fn to_header(bytes: Vec<u8>) -> HeaderValue {
+    // Only hex digits and dashes: always a valid header value.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(bytes))
+        .unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_valid_traceparent_and_request_id_are_kept() {
+        let mut headers = HeaderMap::new();
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        headers.insert(&TRACEPARENT, HeaderValue::from_static(parent));
+        headers.insert(&X_REQUEST_ID, HeaderValue::from_static("abc-123"));
+        let ids = take_or_create(&mut headers);
+        assert_eq!(ids.traceparent, parent);
+        assert_eq!(ids.request_id, "abc-123");
+        assert_eq!(ids.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(ids.span_id(), "00f067aa0ba902b7");
+        assert_eq!(headers[&TRACEPARENT], parent);
+    }
+
+    #[test]
+    fn missing_or_malformed_ids_are_replaced() {
+        for bad in [
+            "",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+        ] {
+            assert!(!valid_traceparent(bad.as_bytes()), "{bad}");
+        }
+        assert!(valid_traceparent(
+            b"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future"
+        ));
+        let mut headers = HeaderMap::new();
+        headers.insert(&X_REQUEST_ID, HeaderValue::from_static("has space"));
+        let ids = take_or_create(&mut headers);
+        assert_eq!(ids.request_id.len(), 32);
+        assert_ne!(ids.request_id, "has space");
+        assert!(valid_traceparent(ids.traceparent.as_bytes()));
+        assert!(ids.traceparent.to_str().expect("ascii").ends_with("-01"));
+        assert_eq!(headers[&X_REQUEST_ID], ids.request_id);
+        assert_eq!(headers[&TRACEPARENT], ids.traceparent);
+    }
+
+    #[test]
+    fn two_traceparents_start_a_new_trace() {
+        let mut headers = HeaderMap::new();
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        headers.append(&TRACEPARENT, HeaderValue::from_static(parent));
+        headers.append(&TRACEPARENT, HeaderValue::from_static(parent));
+        let ids = take_or_create(&mut headers);
+        assert_ne!(ids.traceparent, parent);
+        assert_eq!(headers.get_all(&TRACEPARENT).iter().count(), 1);
+    }
+}

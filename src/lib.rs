@@ -15,3 +15,5 @@ pub mod route;
 pub mod server;
 pub mod site;
 pub mod snapshot;
+pub mod supervise;
+pub mod tls;

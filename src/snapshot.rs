@@ -18,6 +18,7 @@ use ipnet::IpNet;
 
 use crate::balance::state::Registry;
 use crate::balance::Pool;
+use crate::supervise::Supervisor;
 use crate::config::{self, Config};
 use crate::files::StaticFiles;
 use crate::observe::access::AccessLog;
@@ -65,6 +66,7 @@ impl Snapshot {
         config: Config,
         clients: &ClientCache,
         registry: &Registry,
+        supervisor: &Supervisor,
         previous: Option<&Snapshot>,
     ) -> Result<Snapshot, BuildError> {
         let access = match previous {
@@ -82,7 +84,8 @@ impl Snapshot {
             .iter()
             .map(|(name, upstream)| {
                 let client = clients.get(upstream.connect_timeout);
-                let pool = Pool::new(name, upstream, client, registry, previous.is_some());
+                let instances = upstream.app.as_deref().map(|app| supervisor.members(app));
+                let pool = Pool::new(name, upstream, client, registry, previous.is_some(), instances);
                 (name.clone(), Arc::new(pool))
             })
             .collect();

@@ -36,11 +36,14 @@ pub struct Member {
     pub authority: String,
     pub weight: u32,
     pub backup: bool,
+    /// For app instances: false while the process is down, starting or
+    /// draining (set by the supervisor).
+    pub serving: Option<Arc<AtomicBool>>,
 }
 pub mod clock;
 pub mod retry;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -100,29 +103,38 @@ impl Pool {
         client: UpstreamClient,
         registry: &Registry,
         reload: bool,
+        instances: Option<Vec<(SocketAddr, Arc<AtomicBool>)>>,
     ) -> Pool {
         let initial = if reload && upstream.health.is_some() {
             Health::Unknown
         } else {
             Health::Up
         };
-        let members: Vec<Member> = upstream
-            .servers
-            .iter()
-            .map(|server| {
-                let state = registry.get(name, server.addr, initial);
-                if upstream.health.is_none() && state.health() != Health::Up {
-                    state.set_health(Health::Up, "active health checks are off");
-                }
-                Member {
-                    state,
-                    addr: server.addr,
-                    authority: server.addr.to_string(),
-                    weight: server.weight.max(1),
-                    backup: server.backup,
-                }
-            })
-            .collect();
+        let member = |addr: SocketAddr, weight: u32, backup: bool, serving: Option<Arc<AtomicBool>>| {
+            let state = registry.get(name, addr, initial);
+            if upstream.health.is_none() && state.health() != Health::Up {
+                state.set_health(Health::Up, "active health checks are off");
+            }
+            Member {
+                state,
+                addr,
+                authority: addr.to_string(),
+                weight: weight.max(1),
+                backup,
+                serving,
+            }
+        };
+        let members: Vec<Member> = match instances {
+            Some(instances) => instances
+                .into_iter()
+                .map(|(addr, serving)| member(addr, 1, false, Some(serving)))
+                .collect(),
+            None => upstream
+                .servers
+                .iter()
+                .map(|server| member(server.addr, server.weight, server.backup, None))
+                .collect(),
+        };
         Pool {
             name: name.to_string(),
             selector: select::build(upstream.balance, &members),
@@ -160,6 +172,9 @@ impl Pool {
         let Some(member) = self.members.get(index) else {
             return false;
         };
+        if member.serving.as_ref().is_some_and(|s| !s.load(Ordering::Acquire)) {
+            return false;
+        }
         let state = &member.state;
         if state.is_draining() || state.health() != Health::Up || state.is_ejected(now_ms) {
             return false;
@@ -300,6 +315,7 @@ mod tests {
         passive: Option<Passive>,
     ) -> Upstream {
         Upstream {
+            app: None,
             balance: Balance::RoundRobin,
             servers: servers
                 .iter()
@@ -323,7 +339,7 @@ mod tests {
 
     fn pool(upstream: &Upstream) -> Pool {
         let client = crate::proxy::client::build(Duration::from_secs(1));
-        Pool::new("app", upstream, client, &Registry::default(), false)
+        Pool::new("app", upstream, client, &Registry::default(), false, None)
     }
 
     const CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);

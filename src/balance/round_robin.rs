@@ -99,6 +99,7 @@ pub(super) mod tests {
                     authority: addr.to_string(),
                     weight,
                     backup: false,
+                    serving: None,
                 }
             })
             .collect()

@@ -144,6 +144,35 @@ impl Registry {
             .clone()
     }
 
+    /// Requests in flight to `addr`, over every upstream it belongs to.
+    pub fn in_flight(&self, addr: SocketAddr) -> usize {
+        let states = match self.states.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        states
+            .iter()
+            .filter(|((_, a), _)| *a == addr)
+            .map(|(_, state)| state.in_flight())
+            .sum()
+    }
+
+    /// Forgets past failures of `addr` (a fresh process now listens there).
+    pub fn forgive(&self, addr: SocketAddr) {
+        let states = match self.states.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for ((_, a), state) in states.iter() {
+            if *a == addr {
+                state.ejected_until.store(0, Ordering::Release);
+                if let Ok(mut breaker) = state.breaker.lock() {
+                    *breaker = super::breaker::Breaker::default();
+                }
+            }
+        }
+    }
+
     /// Forgets servers no longer in the config.
     pub fn retain(&self, keep: impl Fn(&str, SocketAddr) -> bool) {
         let mut states = match self.states.lock() {

@@ -11,6 +11,7 @@ pub fn check(path: &Path, print: bool) -> anyhow::Result<ExitCode> {
             if let Some(warning) = config::admin_warning(&config.server) {
                 eprintln!("wharf: warning: {warning}");
             }
+            warn_unenforceable_limits(&config);
             if print {
                 print!("{}", config.render_redacted());
             }
@@ -20,6 +21,25 @@ pub fn check(path: &Path, print: bool) -> anyhow::Result<ExitCode> {
         Err(errors) => {
             eprintln!("{errors}");
             Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Says which app limits this machine cannot enforce (wharf still runs).
+fn warn_unenforceable_limits(config: &config::Config) {
+    if config.apps.is_empty() {
+        return;
+    }
+    let backend = crate::supervise::limits::detect(false);
+    for (name, app) in &config.apps {
+        if app.cpu_limit.is_some() && !backend.enforces_cpu() {
+            eprintln!(
+                "wharf: warning: app.{name}.cpu_limit cannot be enforced here: limits use {}",
+                backend.describe()
+            );
+        }
+        if app.memory_limit.is_some() && backend == crate::supervise::limits::Backend::Rlimits {
+            eprintln!("wharf: warning: app.{name}.memory_limit is only approximated (RLIMIT_AS caps address space, not resident memory): no writable cgroup here");
         }
     }
 }

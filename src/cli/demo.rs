@@ -1,8 +1,7 @@
 //! The embedded demo that `wharf run` serves when there is no config file:
-//! a welcome page and an in-process echo backend behind a proxied route, so
-//! a first run shows something useful and what a backend receives.
-
-use std::net::SocketAddr;
+//! a welcome page, and two supervised `wharf echo` instances behind a
+//! least_conn upstream on `/echo/`, so a first run shows something useful
+//! and what a backend receives.
 
 /// The demo's config; `${WHARF_DEMO_ECHO}` is the echo backend's address.
 pub const CONFIG: &str = r#"
@@ -37,18 +36,34 @@ format = "pretty"
 """
   content_type = "text/html; charset=utf-8"
 
+[app.demo_echo]
+command = ["${WHARF_EXE}", "echo"]
+instances = 2
+port = ${WHARF_DEMO_PORT}
+backoff = "500ms"
+
 [upstream.demo_echo]
-servers = ["${WHARF_DEMO_ECHO}"]
+app = "demo_echo"
+balance = "least_conn"
 "#;
 
-/// Starts the echo backend on a free loopback port, in this process.
-pub async fn start_echo() -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        if let Err(error) = crate::echo::serve(listener).await {
-            tracing::error!(error = %error, "demo echo backend stopped");
+/// The variables the demo config needs: this executable, and the first of
+/// four free consecutive loopback ports (two instances plus deploy spares).
+pub fn vars() -> std::io::Result<Vec<(String, String)>> {
+    let exe = std::env::current_exe()?;
+    let mut base = 9001u16;
+    for _ in 0..200 {
+        let free = (0..4).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        if free {
+            return Ok(vec![
+                ("WHARF_EXE".to_string(), exe.display().to_string()),
+                ("WHARF_DEMO_PORT".to_string(), base.to_string()),
+            ]);
         }
-    });
-    Ok(addr)
+        base += 4;
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "no four free consecutive ports between 9001 and 9801 for the demo's echo instances",
+    ))
 }

@@ -1,8 +1,10 @@
 //! Command-line interface: one file per subcommand. The only place that
 //! uses `anyhow`; everything below returns typed errors.
 
+mod admin_client;
 mod check;
 mod demo;
+mod deploy;
 mod echo;
 mod reload;
 mod run;
@@ -68,6 +70,26 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1")]
         bind: std::net::IpAddr,
     },
+    /// Replace an app's instances one at a time with no failed request:
+    /// start a new one, wait until healthy, add it, drain and stop an old one.
+    ///
+    /// Example:
+    ///   wharf deploy web              # after installing a new ./server binary
+    ///   wharf deploy web --admin 127.0.0.1:9180
+    ///
+    /// Exits non-zero, with the old instances still serving, when a new
+    /// instance does not become healthy within app.NAME.start_timeout.
+    #[command(verbatim_doc_comment)]
+    Deploy {
+        /// The app, as named in [app.NAME].
+        app: String,
+        /// Config file to read server.admin from.
+        #[arg(short, long, default_value = "wharf.toml")]
+        config: PathBuf,
+        /// Admin address, overriding the config.
+        #[arg(long)]
+        admin: Option<std::net::SocketAddr>,
+    },
     /// Ask a running wharf to reload its config (through the admin API).
     ///
     /// Example:
@@ -91,6 +113,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Check { config, print } => check::check(&config, print),
         Command::Echo { port, bind } => echo::echo(bind, port),
         Command::Reload { config, admin } => reload::reload(&config, admin),
+        Command::Deploy { app, config, admin } => deploy::deploy(&config, admin, &app),
     };
     match result {
         Ok(code) => code,
@@ -102,9 +125,34 @@ pub fn dispatch(cli: Cli) -> ExitCode {
 }
 
 /// A multi-threaded tokio runtime for commands that serve.
+///
+/// `WHARF_WORKERS` sets the number of worker threads (default: one per
+/// core), e.g. `WHARF_WORKERS=1` to compare with single-worker nginx or
+/// HAProxy in bench/.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("wharf")
-        .build()?)
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all().thread_name("wharf");
+    if let Some(workers) = workers_from_env()? {
+        builder.worker_threads(workers);
+    }
+    Ok(builder.build()?)
+}
+
+/// Reads `WHARF_WORKERS`: unset or empty means tokio's default.
+fn workers_from_env() -> anyhow::Result<Option<usize>> {
+    let Some(value) = std::env::var_os("WHARF_WORKERS") else {
+        return Ok(None);
+    };
+    let value = value.to_string_lossy();
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    match value.parse::<usize>() {
+        Ok(workers) if workers > 0 => Ok(Some(workers)),
+        _ => anyhow::bail!(
+            "WHARF_WORKERS={value:?} is not a number of worker threads; \
+             write a whole number of at least 1, e.g. WHARF_WORKERS=1"
+        ),
+    }
 }

@@ -5,44 +5,22 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-
-use crate::config;
+use super::admin_client;
 
 pub fn reload(path: &Path, admin: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
-    let admin = match admin {
-        Some(addr) => addr,
-        None => {
-            let config = config::load(path).map_err(|errors| {
-                anyhow::anyhow!(
-                    "{errors}\nthe running wharf would reject this config too; fix it first"
-                )
-            })?;
-            match config.server.admin {
-                Some(addr) => addr,
-                None => bail!(
-                    "server.admin is \"off\" in {}; send SIGHUP to the wharf process instead",
-                    path.display()
-                ),
-            }
+    if admin.is_none() {
+        // A config the running wharf would reject is reported here, with
+        // positions, rather than as a bare "rejected".
+        if let Err(errors) = crate::config::load(path) {
+            eprintln!("{errors}\nwharf: the running wharf would reject this config; fix it first");
+            return Ok(ExitCode::FAILURE);
         }
-    };
+    }
+    let (admin, token) = admin_client::resolve(path, admin)?;
     let runtime = super::runtime()?;
     runtime.block_on(async move {
-        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
-        let request = http::Request::post(format!("http://{admin}/reload"))
-            .body(Empty::new())
-            .context("building the reload request")?;
-        let response = client
-            .request(request)
-            .await
-            .with_context(|| format!("cannot reach the admin API at {admin}; is wharf running?"))?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let (status, answer) =
+            admin_client::call(admin, token.as_deref(), http::Method::POST, "/reload").await?;
         if status.is_success() {
             println!("wharf: config reloaded");
             Ok(ExitCode::SUCCESS)

@@ -20,11 +20,10 @@ pub fn run(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             Some(path) => (Source::File(path), false),
             None if default.exists() => (Source::File(default.to_path_buf()), false),
             None => {
-                let echo = demo::start_echo().await?;
                 let source = Source::Embedded {
                     name: "<embedded demo>".to_string(),
                     text: demo::CONFIG.to_string(),
-                    vars: vec![("WHARF_DEMO_ECHO".to_string(), echo.to_string())],
+                    vars: demo::vars()?,
                 };
                 (source, true)
             }
@@ -92,6 +91,17 @@ fn print_summary(server: &Server, is_demo: bool) {
         };
         text.push_str(&format!("wharf: listening on {shown}\n"));
     }
+    let mut https = server.https_addrs();
+    https.sort();
+    for addr in &https {
+        text.push_str(&format!("wharf: listening on https://{addr} (TLS)\n"));
+    }
+    if let Some(ca) = server.ca_certificate() {
+        text.push_str(&format!(
+            "wharf: certificates are signed by the local CA {}; trust it in your browser or system to avoid warnings\n",
+            ca.display()
+        ));
+    }
     for site in &config.sites {
         let hosts: Vec<String> = site
             .hosts
@@ -110,12 +120,19 @@ fn print_summary(server: &Server, is_demo: bool) {
         for route in &site.routes {
             let what = match &route.action {
                 Action::Proxy { upstream } => {
-                    let servers: Vec<String> = config
-                        .upstreams
-                        .get(upstream)
-                        .map(|u| u.servers.iter().map(|s| s.addr.to_string()).collect())
-                        .unwrap_or_default();
-                    format!("proxy to {upstream} ({})", servers.join(", "))
+                    match config.upstreams.get(upstream) {
+                        Some(u) if u.app.is_some() => {
+                            let app = u.app.as_deref().unwrap_or_default();
+                            let instances = config.apps.get(app).map_or(0, |a| a.instances);
+                            format!("proxy to {upstream} ({instances} supervised instances of app {app})")
+                        }
+                        Some(u) => {
+                            let servers: Vec<String> =
+                                u.servers.iter().map(|s| s.addr.to_string()).collect();
+                            format!("proxy to {upstream} ({})", servers.join(", "))
+                        }
+                        None => format!("proxy to {upstream}"),
+                    }
                 }
                 Action::Static { root, .. } => format!("files from {}", root.display()),
                 Action::Redirect { to, status } => format!("redirect {status} to {to}"),

@@ -6,6 +6,7 @@
 //! its position, key and a fix. Nothing here touches the network except
 //! resolving upstream host names once; nothing here is used per request.
 
+mod app;
 mod cors;
 mod error;
 mod interpolate;
@@ -13,6 +14,7 @@ mod render;
 pub mod schema;
 mod server;
 mod site;
+mod tls;
 pub mod units;
 mod upstream;
 mod upstream_health;
@@ -29,7 +31,7 @@ pub use server::admin_warning;
 
 use walk::{Ctx, Fields};
 
-const TOP_KEYS: &[&str] = &["server", "log", "site", "upstream"];
+const TOP_KEYS: &[&str] = &["server", "log", "site", "upstream", "app", "tls"];
 
 /// Reads, interpolates and checks the configuration file at `path`.
 /// Relative paths inside it are resolved against the file's directory.
@@ -75,10 +77,14 @@ pub fn parse(
     let root = Fields::new(document.as_table(), "", Some(0..0), TOP_KEYS);
     let server = server::server(&mut ctx, root.get("server"));
     let log = server::log(&mut ctx, root.get("log"));
+    let app_entry = root.get("app");
+    let app_names = app::names(&app_entry);
+    let apps = app::apps(&mut ctx, app_entry);
     let upstream_entry = root.get("upstream");
     let names = upstream::names(&upstream_entry);
-    let upstreams = upstream::upstreams(&mut ctx, upstream_entry);
+    let upstreams = upstream::upstreams(&mut ctx, upstream_entry, &app_names);
     let sites = site::sites(&mut ctx, root.get("site"), &names);
+    let tls = tls::tls(&mut ctx, root.get("tls"), &server);
     root.finish(&mut ctx);
 
     if !ctx.errors.is_empty() {
@@ -96,7 +102,7 @@ pub fn parse(
         log,
         sites,
         upstreams,
-        tls: Tls::default(),
-        apps: std::collections::BTreeMap::new(),
+        tls,
+        apps,
     })
 }

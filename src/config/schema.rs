@@ -204,6 +204,8 @@ pub struct Cors {
 /// `[upstream.NAME]`: a pool of backend servers.
 #[derive(Debug, Clone, Serialize)]
 pub struct Upstream {
+    /// `app = "NAME"`: the pool is that app's live instances (then `servers` is empty).
+    pub app: Option<String>,
     pub balance: Balance,
     pub servers: Vec<UpstreamServer>,
     #[serde(with = "humantime_serde_compat")]

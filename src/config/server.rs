@@ -22,6 +22,8 @@ const SERVER_KEYS: &[&str] = &[
     "max_header_size",
     "max_body_size",
     "admin_token",
+    "admin_token",
+    "https",
 ];
 const LOG_KEYS: &[&str] = &["format", "access", "level"];
 const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
@@ -59,6 +61,19 @@ pub(crate) fn server(ctx: &mut Ctx, entry: Option<Entry>) -> Server {
         }
         None => server.listen = default_listen(ctx, &fields.span),
     }
+    if let Some(e) = fields.get("https") {
+        for (key, text, span) in ctx.strings(&e).unwrap_or_default() {
+            if let Some(addr) = socket_addr(ctx, &key, &text, &span) {
+                if server.listen.contains(&addr) && addr.port() != 0 {
+                    let message = format!("{addr} is also in server.listen");
+                    let fix = "an address serves either plain HTTP or HTTPS; use another port";
+                    ctx.error(&span, &key, message, Some(fix.into()));
+                } else {
+                    server.https.push(addr);
+                }
+            }
+        }
+    }
     if let Some(e) = fields.get("admin") {
         if let Some(text) = ctx.string(&e) {
             server.admin = if text == "off" {
@@ -66,6 +81,18 @@ pub(crate) fn server(ctx: &mut Ctx, entry: Option<Entry>) -> Server {
             } else {
                 socket_addr(ctx, &e.key, &text, &e.span).or(server.admin)
             };
+        }
+    }
+    if let Some(e) = fields.get("admin_token") {
+        if let Some(token) = ctx.string(&e) {
+            if token.trim().is_empty() {
+                let fix = "write a long random string, e.g. admin_token = \"${file:/etc/wharf/admin-token}\"";
+                ctx.error(&e.span, &e.key, "is empty".into(), Some(fix.into()));
+            } else {
+                // Never printed by `wharf check --print`.
+                ctx.secrets.push(token.clone());
+                server.admin_token = Some(token);
+            }
         }
     }
     if let Some(e) = fields.get("admin_token") {

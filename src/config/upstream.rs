@@ -21,6 +21,7 @@ use super::upstream_health;
 use super::walk::{Ctx, Entry, Fields, Span};
 
 const UPSTREAM_KEYS: &[&str] = &[
+    "app",
     "balance",
     "servers",
     "connect_timeout",
@@ -55,7 +56,11 @@ pub(crate) fn names(entry: &Option<Entry>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-pub(crate) fn upstreams(ctx: &mut Ctx, entry: Option<Entry>) -> BTreeMap<String, Upstream> {
+pub(crate) fn upstreams(
+    ctx: &mut Ctx,
+    entry: Option<Entry>,
+    app_names: &[String],
+) -> BTreeMap<String, Upstream> {
     let mut pools = BTreeMap::new();
     let Some(entry) = entry else {
         return pools;
@@ -79,14 +84,14 @@ pub(crate) fn upstreams(ctx: &mut Ctx, entry: Option<Entry>) -> BTreeMap<String,
                 Some("use letters, digits, `_` and `-` only, e.g. [upstream.app]".into()),
             );
         }
-        if let Some(upstream) = one(ctx, &pool) {
+        if let Some(upstream) = one(ctx, &pool, app_names) {
             pools.insert(name, upstream);
         }
     }
     pools
 }
 
-fn one(ctx: &mut Ctx, entry: &Entry) -> Option<Upstream> {
+fn one(ctx: &mut Ctx, entry: &Entry, app_names: &[String]) -> Option<Upstream> {
     let fields = ctx.table(entry, UPSTREAM_KEYS)?;
     let mut upstream = Upstream {
         balance: Balance::RoundRobin,
@@ -100,14 +105,34 @@ fn one(ctx: &mut Ctx, entry: &Entry) -> Option<Upstream> {
         health: None,
         passive: Some(upstream_health::default_passive()),
         breaker: None,
+        app: None,
     };
+    if let Some(e) = fields.get("app") {
+        if let Some(name) = ctx.string(&e) {
+            if app_names.contains(&name) {
+                upstream.app = Some(name);
+            } else {
+                let fix = if app_names.is_empty() {
+                    format!("no apps are defined; add [app.{name}]")
+                } else {
+                    format!("defined apps: {}", app_names.join(", "))
+                };
+                ctx.error(&e.span, &e.key, format!("no app named {name:?}"), Some(fix));
+            }
+        }
+    }
     if let Some(e) = fields.get("balance") {
         if let Some(balance) = balance(ctx, &e) {
             upstream.balance = balance;
         }
     }
     match fields.get("servers") {
+        Some(e) if fields.get("app").is_some() => {
+            let fix = "remove servers: the pool is the app's live instances".to_string();
+            ctx.error(&e.key_span, &e.key, "cannot be combined with app".into(), Some(fix));
+        }
         Some(e) => upstream.servers = servers(ctx, &e),
+        None if fields.get("app").is_some() => {}
         None => {
             let key = fields.key("servers");
             let message = "is missing: a pool needs at least one server".to_string();

@@ -55,11 +55,24 @@ pub fn certificates(_server: &Server) -> Vec<CertificateInfo> {
 }
 
 /// App instances the server supervises now.
-///
-/// The supervision subsystem (src/supervise) fills this in; until it
-/// exposes its instances the list is empty.
-pub fn instances(_server: &Server) -> Vec<InstanceInfo> {
-    Vec::new()
+pub fn instances(server: &Server) -> Vec<InstanceInfo> {
+    server
+        .instances()
+        .into_iter()
+        .map(|i| InstanceInfo {
+            up: i.serving,
+            state: serde_json::to_value(i.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            app: i.app,
+            index: i.index,
+            pid: i.pid,
+            port: i.port,
+            uptime_seconds: i.uptime_seconds,
+            restarts: u64::from(i.restarts),
+        })
+        .collect()
 }
 
 pub fn unix_seconds(time: SystemTime) -> u64 {
@@ -71,14 +84,24 @@ pub fn unix_seconds(time: SystemTime) -> u64 {
 /// `POST /apps/NAME/deploy`: a rolling deploy of one app, answered when
 /// it is done.
 pub async fn deploy(
-    _server: &Server,
+    server: &Server,
     app: &str,
 ) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
-    (
-        axum::http::StatusCode::NOT_IMPLEMENTED,
-        axum::Json(serde_json::json!({
-            "status": "rejected",
-            "error": format!("deploying {app}: app supervision is not available in this build"),
-        })),
-    )
+    use crate::supervise::DeployError;
+    match server.deploy(app).await {
+        Ok(()) => (
+            axum::http::StatusCode::OK,
+            axum::Json(serde_json::json!({ "status": "deployed", "app": app })),
+        ),
+        Err(error) => {
+            let status = match error {
+                DeployError::UnknownApp(_) => axum::http::StatusCode::NOT_FOUND,
+                _ => axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            (
+                status,
+                axum::Json(serde_json::json!({ "status": "failed", "error": error.to_string() })),
+            )
+        }
+    }
 }

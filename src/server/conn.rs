@@ -1,6 +1,8 @@
-//! One client connection: HTTP/1.1 or HTTP/2 (h2c prior knowledge) served
-//! by hyper, with idle and shutdown handling, and the entry point of every
-//! request (`handle`).
+//! One client connection: HTTP/1.1 or HTTP/2 (h2c prior knowledge, or ALPN
+//! after the TLS handshake on HTTPS listeners) served by hyper, with idle
+//! and shutdown handling, and the entry point of every request (`handle`).
+//! What HTTPS adds per request (ACME challenges, the redirect, HSTS) lives
+//! in `tls::policy`; `route` only calls it.
 //!
 //! Each request loads the current snapshot once, so a reload never changes
 //! the rules under a request already in flight.
@@ -26,12 +28,29 @@ use crate::observe::{metrics, request, trace};
 use crate::proxy::{headers, ClientInfo};
 use crate::response;
 use crate::snapshot::Snapshot;
+use crate::tls;
 
 /// Serves one accepted connection until it closes, goes idle for
 /// `idle_timeout`, or the server shuts down (in-flight requests finish).
 pub async fn serve(stream: TcpStream, peer: SocketAddr, server: Arc<Server>) {
-    let _counted = server.connections.enter();
     let _ = stream.set_nodelay(true);
+    serve_io(stream, peer, server, "http").await
+}
+
+/// Like `serve`, after the TLS handshake (`tls::Manager::accept`).
+pub async fn serve_https(stream: TcpStream, peer: SocketAddr, server: Arc<Server>) {
+    let _ = stream.set_nodelay(true);
+    let timeout = server.snapshot().config.server.header_timeout;
+    if let Some(stream) = server.tls.accept(stream, timeout).await {
+        serve_io(stream, peer, server, "https").await
+    }
+}
+
+async fn serve_io<S>(stream: S, peer: SocketAddr, server: Arc<Server>, scheme: &'static str)
+where
+    S: AsyncRead + AsyncWrite + LocalAddr + Unpin + Send + 'static,
+{
+    let _counted = server.connections.enter();
     let snapshot = server.snapshot();
     let _open = metrics::connection_opened(stream.local_addr().ok(), &snapshot);
     let idle_timeout = snapshot.config.server.idle_timeout;
@@ -43,7 +62,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, server: Arc<Server>) {
     let service_server = server.clone();
     let service = hyper::service::service_fn(move |req| {
         let server = service_server.clone();
-        async move { Ok::<_, std::convert::Infallible>(handle(req, peer, server.snapshot()).await) }
+        async move { Ok::<_, std::convert::Infallible>(route(req, peer, scheme, server).await) }
     });
     let connection = snapshot
         .connection
@@ -92,12 +111,32 @@ fn now_ms() -> u64 {
     u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
+/// HTTPS around `handle`: on plain HTTP, ACME challenges and the redirect
+/// to HTTPS come first; on HTTPS, HSTS is added.
+async fn route(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    scheme: &'static str,
+    server: Arc<Server>,
+) -> Response<Body> {
+    if scheme == "http" {
+        if let Some(response) = tls::intercept(&req, &server.tls) {
+            return response;
+        }
+        return handle(req, peer, scheme, server.snapshot()).await;
+    }
+    let mut response = handle(req, peer, scheme, server.snapshot()).await;
+    tls::secure(&mut response, &server.tls);
+    response
+}
+
 /// The entry point of every request: request id and trace context, client
 /// facts, site by host, the site's stack, then metrics and the access log
 /// around the response body (observe/request.rs).
 async fn handle(
     mut req: Request<Incoming>,
     peer: SocketAddr,
+    scheme: &'static str,
     snapshot: Arc<Snapshot>,
 ) -> Response<Body> {
     let start = Instant::now();
@@ -109,7 +148,7 @@ async fn handle(
         peer,
         client_ip,
         peer_trusted,
-        scheme: "http",
+        scheme,
     });
     // An absolute-form target (and HTTP/2's :authority) wins over Host
     // (RFC 9112 3.2.2).
@@ -158,19 +197,36 @@ async fn handle(
     request::finish(response, started, &snapshot.unrouted)
 }
 
+/// The address a connection arrived on, TLS or not.
+trait LocalAddr {
+    fn local_addr(&self) -> std::io::Result<SocketAddr>;
+}
+
+impl LocalAddr for TcpStream {
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        TcpStream::local_addr(self)
+    }
+}
+
+impl LocalAddr for tokio_rustls::server::TlsStream<TcpStream> {
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.get_ref().0.local_addr()
+    }
+}
+
 /// An IO stream that records when it last moved bytes.
-struct Tracked {
-    inner: TcpStream,
+struct Tracked<S> {
+    inner: S,
     activity: Arc<AtomicU64>,
 }
 
-impl Tracked {
+impl<S> Tracked<S> {
     fn touch(&self) {
         self.activity.store(now_ms(), Ordering::Relaxed);
     }
 }
 
-impl AsyncRead for Tracked {
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -184,7 +240,7 @@ impl AsyncRead for Tracked {
     }
 }
 
-impl AsyncWrite for Tracked {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

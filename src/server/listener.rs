@@ -1,5 +1,6 @@
 //! Listening sockets: binding (with a clear message when the port is taken)
-//! and the accept loop that hands each connection to `conn::serve`.
+//! and the accept loop that hands each connection to `conn::serve`, or to
+//! `conn::serve_https` (TLS handshake first) on HTTPS listeners.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,20 +62,38 @@ pub fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
 /// carry on until they finish).
 pub struct Handle {
     pub local: SocketAddr,
+    /// Whether this listener speaks TLS.
+    pub https: bool,
     _stop: watch::Sender<()>,
 }
 
-/// Starts accepting on `listener`.
+/// Starts accepting plain HTTP on `listener`.
 pub fn spawn(listener: TcpListener, server: Arc<Server>) -> Handle {
+    spawn_loop(listener, server, false)
+}
+
+/// Starts accepting HTTPS on `listener`.
+pub fn spawn_https(listener: TcpListener, server: Arc<Server>) -> Handle {
+    spawn_loop(listener, server, true)
+}
+
+fn spawn_loop(listener: TcpListener, server: Arc<Server>, https: bool) -> Handle {
     let (stop_tx, mut stop_rx) = watch::channel(());
     let local = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    tracing::info!(addr = %local, "listening");
+    if https {
+        tracing::info!(addr = %local, "listening for HTTPS");
+    } else {
+        tracing::info!(addr = %local, "listening");
+    }
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) if https => {
+                        tokio::spawn(conn::serve_https(stream, peer, server.clone()));
+                    }
                     Ok((stream, peer)) => {
                         tokio::spawn(conn::serve(stream, peer, server.clone()));
                     }
@@ -91,6 +110,7 @@ pub fn spawn(listener: TcpListener, server: Arc<Server>) -> Handle {
     });
     Handle {
         local,
+        https,
         _stop: stop_tx,
     }
 }

@@ -25,8 +25,10 @@ use tokio::sync::{watch, Notify};
 use crate::config::{self, Config, ConfigErrors};
 use crate::observe::{admin, logging};
 use crate::balance::state::Registry;
+use crate::supervise::{DeployError, InstanceInfo, Supervisor};
 use crate::proxy::client::ClientCache;
 use crate::snapshot::{BuildError, Snapshot};
+use crate::tls;
 
 /// Where the configuration comes from, so a reload can read it again.
 #[derive(Debug, Clone)]
@@ -69,6 +71,10 @@ pub enum Error {
     Build(#[from] BuildError),
     #[error("{0}")]
     Bind(#[from] listener::BindError),
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("{0}")]
+    Apps(#[from] DeployError),
 }
 
 /// Counts open client connections so shutdown can wait for them.
@@ -115,7 +121,11 @@ pub struct Server {
     current: ArcSwap<Snapshot>,
     clients: ClientCache,
     /// Upstream server state kept across reloads.
-    registry: Registry,
+    registry: Arc<Registry>,
+    /// The app instances wharf runs.
+    supervisor: Arc<Supervisor>,
+    /// Certificates for the HTTPS listeners; kept across reloads.
+    tls: tls::Manager,
     /// Listeners by configured address (a configured port 0 stays 0 here).
     listeners: Mutex<HashMap<SocketAddr, listener::Handle>>,
     /// One reload at a time (SIGHUP and the admin API may race).
@@ -131,23 +141,51 @@ impl Server {
     /// binds every listener and the admin API.
     pub async fn start(config: Config, source: Source) -> Result<Arc<Server>, Error> {
         let clients = ClientCache::default();
-        let registry = Registry::default();
-        let snapshot = Snapshot::build(config, &clients, &registry, None)?;
+        let registry = Arc::new(Registry::default());
+        let supervisor = Arc::new(Supervisor::new(registry.clone()));
+        supervisor.start_new(&config)?;
+        let snapshot = match Snapshot::build(config, &clients, &registry, &supervisor, None) {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                supervisor.stop_all().await;
+                return Err(error.into());
+            }
+        };
         let listen = snapshot.config.server.listen.clone();
         let admin_addr = snapshot.config.server.admin;
-        let mut bound = Vec::with_capacity(listen.len());
-        for addr in &listen {
-            bound.push((*addr, listener::bind(*addr)?));
-        }
-        let admin_listener = match admin_addr {
-            Some(addr) => Some(listener::bind(addr)?),
-            None => None,
+        let bind_all = || -> Result<_, listener::BindError> {
+            let mut bound = Vec::with_capacity(listen.len());
+            for addr in &listen {
+                bound.push((*addr, listener::bind(*addr)?));
+            }
+            let admin_listener = match admin_addr {
+                Some(addr) => Some(listener::bind(addr)?),
+                None => None,
+            };
+            Ok((bound, admin_listener))
+        };
+        let (bound, admin_listener) = match bind_all() {
+            Ok(bound) => bound,
+            Err(error) => {
+                supervisor.stop_all().await;
+                return Err(error.into());
+            }
+        };
+        // HTTPS listeners, and their certificates before the first handshake.
+        let (https_bound, tls) = match start_tls(&snapshot.config) {
+            Ok(started) => started,
+            Err(error) => {
+                supervisor.stop_all().await;
+                return Err(error);
+            }
         };
         let server = Arc::new(Server {
             source,
             current: ArcSwap::from_pointee(snapshot),
             clients,
             registry,
+            supervisor,
+            tls,
             listeners: Mutex::new(HashMap::new()),
             reloading: tokio::sync::Mutex::new(()),
             shutdown: watch::channel(false).0,
@@ -160,6 +198,9 @@ impl Server {
             for (addr, tcp) in bound {
                 listeners.insert(addr, listener::spawn(tcp, server.clone()));
             }
+            for (addr, tcp) in https_bound {
+                listeners.insert(addr, listener::spawn_https(tcp, server.clone()));
+            }
         }
         if let Some(tcp) = admin_listener {
             let local = tcp.local_addr().ok();
@@ -167,6 +208,7 @@ impl Server {
             admin::spawn(tcp, server.clone());
         }
         server.snapshot().activate(&server.registry);
+        server.follow_instances();
         crate::observe::metrics::global().loaded_now();
         server.ready.store(true, Ordering::Release);
         Ok(server)
@@ -177,9 +219,26 @@ impl Server {
         self.current.load_full()
     }
 
-    /// Addresses actually bound (port 0 resolved), in no particular order.
+    /// Plain-HTTP addresses actually bound (port 0 resolved), in no particular order.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        lock(&self.listeners).values().map(|h| h.local).collect()
+        let listeners = lock(&self.listeners);
+        listeners.values().filter(|h| !h.https).map(|h| h.local).collect()
+    }
+
+    /// HTTPS addresses actually bound, in no particular order.
+    pub fn https_addrs(&self) -> Vec<SocketAddr> {
+        let listeners = lock(&self.listeners);
+        listeners.values().filter(|h| h.https).map(|h| h.local).collect()
+    }
+
+    /// Hosts, expiry and issuer of every certificate served now.
+    pub fn certificates(&self) -> Vec<tls::CertificateInfo> {
+        self.tls.certificates()
+    }
+
+    /// The local CA certificate to trust, when `[tls] mode = "internal"`.
+    pub fn ca_certificate(&self) -> Option<PathBuf> {
+        self.tls.ca_certificate()
     }
 
     /// The admin API's bound address, when it runs.
@@ -213,7 +272,8 @@ impl Server {
         if config.server.admin != old.config.server.admin {
             tracing::warn!("server.admin changed; the admin API moves only on restart");
         }
-        let snapshot = Snapshot::build(config, &self.clients, &self.registry, Some(&old))?;
+        self.supervisor.start_new(&config)?;
+        let snapshot = Snapshot::build(config, &self.clients, &self.registry, &self.supervisor, Some(&old))?;
         let wanted = snapshot.config.server.listen.clone();
         let mut listeners = lock(&self.listeners);
         // Bind new addresses before anything changes, so a taken port
@@ -222,16 +282,79 @@ impl Server {
         for addr in wanted.iter().filter(|a| !listeners.contains_key(a)) {
             added.push((*addr, listener::bind(*addr)?));
         }
+        let https_wanted = snapshot.config.server.https.clone();
+        let mut added_https = Vec::new();
+        for addr in https_wanted.iter() {
+            if !listeners.get(addr).is_some_and(|h| h.https) {
+                added_https.push((*addr, listener::bind(*addr)?));
+            }
+        }
+        let first_https = https_wanted.first().and_then(|addr| match listeners.get(addr) {
+            Some(handle) if handle.https => Some(handle.local.port()),
+            _ => added_https
+                .iter()
+                .find(|(a, _)| a == addr)
+                .and_then(|(_, tcp)| tcp.local_addr().ok())
+                .map(|a| a.port()),
+        });
+        self.tls.apply(&snapshot.config, first_https)?;
         logging::set_level(&snapshot.config.log.level);
         let snapshot = Arc::new(snapshot);
         self.current.store(snapshot.clone());
         old.retire();
         snapshot.activate(&self.registry);
-        listeners.retain(|addr, _| wanted.contains(addr));
+        listeners.retain(|addr, handle| match handle.https {
+            true => https_wanted.contains(addr),
+            false => wanted.contains(addr),
+        });
         for (addr, tcp) in added {
             listeners.insert(addr, listener::spawn(tcp, self.clone()));
         }
+        for (addr, tcp) in added_https {
+            listeners.insert(addr, listener::spawn_https(tcp, self.clone()));
+        }
+        self.supervisor.apply_changes(&snapshot.config);
         Ok(())
+    }
+
+    /// Rebuilds the snapshot from the current config whenever app
+    /// instances come or go, so upstream pools follow them.
+    fn follow_instances(self: &Arc<Self>) {
+        let server = Arc::downgrade(self);
+        let supervisor = self.supervisor.clone();
+        tokio::spawn(async move {
+            loop {
+                supervisor.changed.notified().await;
+                let Some(server) = server.upgrade() else { return };
+                let _one_at_a_time = server.reloading.lock().await;
+                let old = server.snapshot();
+                let config = (*old.config).clone();
+                match Snapshot::build(config, &server.clients, &server.registry, &server.supervisor, Some(&old)) {
+                    Ok(snapshot) => {
+                        let snapshot = Arc::new(snapshot);
+                        server.current.store(snapshot.clone());
+                        old.retire();
+                        snapshot.activate(&server.registry);
+                    }
+                    Err(error) => tracing::error!(error = %error, "cannot rebuild routes after an instance change"),
+                }
+            }
+        });
+    }
+
+    /// Rolling deploy of one app (see `supervise::deploy`).
+    pub async fn deploy(&self, app: &str) -> Result<(), DeployError> {
+        self.supervisor.deploy(app).await
+    }
+
+    /// Every supervised instance, for the admin API and status page.
+    pub fn instances(&self) -> Vec<InstanceInfo> {
+        self.supervisor.info()
+    }
+
+    /// How resource limits are enforced for apps.
+    pub fn limits(&self) -> &crate::supervise::limits::Backend {
+        self.supervisor.limits()
     }
 
     fn source_name(&self) -> String {
@@ -253,18 +376,20 @@ impl Server {
         self.shutdown.send_replace(true);
         lock(&self.listeners).clear();
         tracing::info!(open_connections = self.connections.open(), timeout = ?timeout, "shutting down");
+        let mut left = 0;
         if tokio::time::timeout(timeout, self.connections.wait_closed())
             .await
             .is_err()
         {
-            let left = self.connections.open();
+            left = self.connections.open();
             tracing::warn!(
                 open_connections = left,
                 "shutdown timeout reached; closing the rest"
             );
-            return left;
         }
-        0
+        // Apps stop last: in-flight requests to them have finished above.
+        self.supervisor.stop_all().await;
+        left
     }
 }
 
@@ -275,4 +400,19 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         Ok(guard) => guard,
         Err(poisoned) => poisoned.into_inner(),
     }
+}
+
+/// Binds the HTTPS listeners and loads or starts their certificates.
+fn start_tls(config: &Config) -> Result<(Vec<(SocketAddr, tokio::net::TcpListener)>, tls::Manager), Error> {
+    let mut bound = Vec::with_capacity(config.server.https.len());
+    for addr in &config.server.https {
+        bound.push((*addr, listener::bind(*addr)?));
+    }
+    let first_port = bound
+        .first()
+        .and_then(|(_, tcp)| tcp.local_addr().ok())
+        .map(|a| a.port());
+    let manager = tls::Manager::new();
+    manager.apply(config, first_port)?;
+    Ok((bound, manager))
 }

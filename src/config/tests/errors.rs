@@ -45,9 +45,9 @@ fn unknown_keys_are_named_with_suggestion() {
 
 #[test]
 fn unknown_top_level_table() {
-    let (line, column, key, message) = one_error("\n[tls]\nacme = true\n");
-    assert_eq!((line, column, key.as_str()), (2, 2, "tls"));
-    assert_eq!(message, "unknown section `[tls]`");
+    let (line, column, key, message) = one_error("\n[certbot]\nacme = true\n");
+    assert_eq!((line, column, key.as_str()), (2, 2, "certbot"));
+    assert_eq!(message, "unknown section `[certbot]`");
 }
 
 #[test]

@@ -399,13 +399,32 @@ fn without_a_config_file_wharf_runs_the_demo() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let welcome = get(&format!("{url}/"), &[]).await;
-        let echoed = get(&format!("{url}/echo/hi"), &[]).await;
+        // The echo instances are supervised processes; they answer once ready.
+        let mut ports = std::collections::BTreeSet::new();
+        let mut echoed = None;
+        for _ in 0..200 {
+            let reply = get(&format!("{url}/echo/hi"), &[]).await;
+            if reply.status == 200 {
+                ports.insert(reply.json()["port"].as_u64());
+                echoed = Some(reply);
+                if ports.len() == 2 {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let echoed = (echoed.expect("the demo echo never answered"), ports);
         (welcome, echoed)
     });
     let _ = child.kill();
     let _ = child.wait();
-    let (welcome, echoed) = result;
+    let (welcome, (echoed, ports)) = result;
     assert_eq!(welcome.status, 200);
     assert!(welcome.text().contains("wharf is running"));
     assert_eq!(echoed.json()["path"], "/echo/hi");
+    assert_eq!(
+        ports.len(),
+        2,
+        "both supervised echo instances answer: {ports:?}"
+    );
 }

@@ -39,7 +39,7 @@ format = "pretty"
 [app.demo_echo]
 command = ["${WHARF_EXE}", "echo"]
 instances = 2
-port = ${WHARF_DEMO_PORT}
+port = "${WHARF_DEMO_PORT}"
 backoff = "500ms"
 
 [upstream.demo_echo]

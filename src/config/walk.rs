@@ -155,12 +155,23 @@ impl<'a> Ctx<'a> {
         value
     }
 
+    /// A whole number, written as one or as a string that interpolates to
+    /// one (`port = "${APP_PORT:-9001}"`).
     pub(crate) fn integer(&mut self, entry: &Entry) -> Option<i64> {
-        let value = entry.item.as_integer();
-        if value.is_none() {
-            self.expected("a whole number", &entry.key, entry.item, &entry.span);
+        if let Some(value) = entry.item.as_integer() {
+            return Some(value);
         }
-        value
+        if entry.item.as_str().is_some() {
+            let text = self.string(entry)?;
+            let parsed = text.trim().parse().ok();
+            if parsed.is_none() {
+                let message = format!("{text:?} is not a whole number");
+                self.error(&entry.span, &entry.key, message, None);
+            }
+            return parsed;
+        }
+        self.expected("a whole number", &entry.key, entry.item, &entry.span);
+        None
     }
 
     pub(crate) fn duration(&mut self, entry: &Entry) -> Option<Duration> {

@@ -228,7 +228,7 @@ fn server_rules() {
 servers = [
   { addr = "127.0.0.1:1", weight = 0 },
   { addr = "127.0.0.1:2", weight = 1001 },
-  { addr = "127.0.0.1:3", weight = "3" },
+  { addr = "127.0.0.1:3", weight = "x" },
   { addr = "127.0.0.1:4", backup = "yes" },
   { addr = "127.0.0.1:5", wieght = 2 },
   "127.0.0.1:6",

@@ -249,7 +249,7 @@ servers = [
         ]
     );
     assert_eq!(all[0].3, "0 is out of range 1..=1000");
-    assert_eq!(all[2].3, "expected a whole number, found string");
+    assert_eq!(all[2].3, "\"x\" is not a whole number");
     assert_eq!(all[3].3, "expected true or false, found string");
     assert_eq!(
         all[5].3,

@@ -443,7 +443,11 @@ async fn all_servers_down_gives_503_with_retry_after() {
         .and_then(|v| v.parse().ok())
         .expect("Retry-After");
     assert!((1..=5).contains(&retry_after), "Retry-After {retry_after}");
-    assert!(wharf.logs_contain("no upstream server is available"));
+    let logged = eventually(Duration::from_secs(5), || {
+        wharf.logs_contain("no upstream server is available")
+    })
+    .await;
+    assert!(logged);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -528,6 +532,9 @@ async fn breaker_cuts_off_a_failing_server_then_a_trial_closes_it() {
             200
         );
     }
-    assert!(wharf.logs_contain("breaker_open"));
-    assert!(wharf.logs_contain("breaker_closed"));
+    let logged = eventually(Duration::from_secs(5), || {
+        wharf.logs_contain("breaker_open") && wharf.logs_contain("breaker_closed")
+    })
+    .await;
+    assert!(logged);
 }

@@ -6,8 +6,10 @@ mod check;
 mod demo;
 mod deploy;
 mod echo;
+mod export;
 mod reload;
 mod run;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,6 +92,40 @@ pub enum Command {
         #[arg(long)]
         admin: Option<std::net::SocketAddr>,
     },
+    /// Show what a running wharf is doing: upstream servers and their
+    /// health, app instances, certificates, traffic (from the admin API).
+    ///
+    /// Example:
+    ///   wharf status                  # admin address (and token) from ./wharf.toml
+    ///   wharf status --admin 127.0.0.1:9180 --json
+    ///   WHARF_ADMIN_TOKEN=... wharf status -c /etc/wharf.toml
+    #[command(verbatim_doc_comment)]
+    Status {
+        /// Config file to read server.admin and admin_token from.
+        #[arg(short, long, default_value = "wharf.toml")]
+        config: PathBuf,
+        /// Admin address, overriding the config.
+        #[arg(long)]
+        admin: Option<std::net::SocketAddr>,
+        /// Admin token, overriding the config.
+        #[arg(long, env = "WHARF_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Print the raw JSON of GET /status.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a config for the tools around wharf: a Grafana dashboard, a
+    /// Prometheus scrape config, a Filebeat config for the access log.
+    ///
+    /// Example:
+    ///   wharf export grafana > wharf-dashboard.json
+    ///   wharf export prometheus > prometheus.yml
+    ///   wharf export filebeat > filebeat.yml
+    #[command(verbatim_doc_comment)]
+    Export {
+        #[command(subcommand)]
+        target: export::Target,
+    },
     /// Ask a running wharf to reload its config (through the admin API).
     ///
     /// Example:
@@ -113,6 +149,13 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Check { config, print } => check::check(&config, print),
         Command::Echo { port, bind } => echo::echo(bind, port),
         Command::Reload { config, admin } => reload::reload(&config, admin),
+        Command::Status {
+            config,
+            admin,
+            token,
+            json,
+        } => status::status(&config, admin, token, json),
+        Command::Export { target } => export::export(target),
         Command::Deploy { app, config, admin } => deploy::deploy(&config, admin, &app),
     };
     match result {

@@ -88,8 +88,7 @@ mod tests {
 
     fn config(server: &str) -> Config {
         let text = format!("[server]\n{server}\n");
-        crate::config::parse(&text, "t.toml", std::path::Path::new("/"), &|_| None)
-            .expect("config")
+        crate::config::parse(&text, "t.toml", std::path::Path::new("/"), &|_| None).expect("config")
     }
 
     #[test]
@@ -101,7 +100,10 @@ mod tests {
         .expect("render");
         assert!(out.contains("targets: [\"127.0.0.1:9180\"]"), "{out}");
         assert!(out.contains("credentials_file: /etc/prometheus/wharf-admin-token"));
-        assert!(!out.contains("0123456789abcdef0123"), "never inline the token");
+        assert!(
+            !out.contains("0123456789abcdef0123"),
+            "never inline the token"
+        );
         let off = render(&config("admin = \"off\""), &Options::default());
         assert!(off.is_err());
     }

@@ -90,7 +90,20 @@ pub struct Metrics {
 /// The process-wide metrics.
 pub fn global() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
-    METRICS.get_or_init(|| Metrics {
+    METRICS.get_or_init(|| {
+        let metrics = new();
+        // Both results exist from the start, so increase() sees the first one.
+        for result in ["success", "failure"] {
+            let _ = metrics.reloads.get_or_create_owned(&ResultLabels {
+                result: result.to_string(),
+            });
+        }
+        metrics
+    })
+}
+
+fn new() -> Metrics {
+    Metrics {
         requests: Family::default(),
         request_duration: Family::new_with_constructor(duration_histogram),
         in_flight: Gauge::default(),
@@ -103,7 +116,7 @@ pub fn global() -> &'static Metrics {
         totals: Totals::default(),
         open_connections: AtomicU64::new(0),
         latency: Mutex::new(HashMap::new()),
-    })
+    }
 }
 
 impl Metrics {

@@ -9,10 +9,12 @@
 
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
 
 use super::{metrics, process, sources};
@@ -192,7 +194,8 @@ fn certificates(server: &Server, registry: &mut Registry) {
             .get_or_create(&labels)
             .set(i64::try_from(certificate.not_after).unwrap_or(i64::MAX));
     }
-    registry.register(
+    register_family(
+        registry,
         "wharf_certificate_expiry_timestamp_seconds",
         "Unix time after which the certificate for the host expires",
         expiry,
@@ -210,12 +213,14 @@ fn instances(server: &Server, registry: &mut Registry) {
         up.get_or_create(&labels).set(i64::from(instance.up));
         restarts.get_or_create(&labels).inc_by(instance.restarts);
     }
-    registry.register(
+    register_family(
+        registry,
         "wharf_app_instance_up",
         "1 while the app instance runs (and passes its health check)",
         up,
     );
-    registry.register(
+    register_family(
+        registry,
         "wharf_app_instance_restarts",
         "Times wharf restarted the app instance",
         restarts,
@@ -267,6 +272,53 @@ fn process_usage(registry: &mut Registry) {
             gauge.set(value);
             registry.register(name, help, gauge);
         }
+    }
+}
+
+/// Registers a family that may have no series (no certificates, no apps):
+/// an empty one is still declared (HELP and TYPE), so dashboards and
+/// alerts over it refer to a metric that exists and simply has no data.
+fn register_family<L, M>(
+    registry: &mut Registry,
+    name: &'static str,
+    help: &'static str,
+    family: Family<L, M>,
+) where
+    L: prometheus_client::encoding::EncodeLabelSet
+        + Clone
+        + std::hash::Hash
+        + Eq
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    M: EncodeMetric + TypedMetric + Default + std::fmt::Debug + Send + Sync + 'static,
+{
+    if family.is_empty() {
+        registry.register_collector(Box::new(Declared {
+            name,
+            help,
+            kind: M::TYPE,
+        }));
+    } else {
+        registry.register(name, help, family);
+    }
+}
+
+/// A metric family with its description and no series.
+#[derive(Debug)]
+struct Declared {
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+}
+
+impl Collector for Declared {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        // The help text gets the same final full stop `register` adds.
+        let help = format!("{}.", self.help);
+        encoder.encode_descriptor(self.name, &help, None, self.kind)?;
+        Ok(())
     }
 }
 

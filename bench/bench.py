@@ -15,28 +15,23 @@ docs/performance.md for the method and the results. This file:
 - stops everything it started, and gives up on the remaining runs rather than
   pass BENCH_DEADLINE.
 
-`bench.py idle HOST PORT COUNT` is the idle-connection client used by the
-memory test (run as its own process so it can be pinned like wrk).
+The servers and their configs are in peers.py; the idle-connection client
+of the memory test is idle_client.py.
 """
 
-import asyncio
 import json
 import os
 import re
-import shutil
-import signal
-import socket
-import ssl
-import statistics
 import subprocess
 import sys
+import shutil
+import signal
 import tempfile
 import time
-import http.client
 
-SMALL_BODY = b"hello, world\n"
-LARGE_SIZE = 64 * 1024
-PEERS = ["wharf", "nginx", "haproxy", "caddy"]
+from configs import write
+from peers import PEERS, Processes, core_busy, cpu_seconds, ports, rss_kib, start_peers
+from report import conditions, load_average, report
 
 
 def env(name, default):
@@ -80,7 +75,7 @@ class Settings:
                 sys.exit(f"bench: unknown test {test!r} in BENCH_TESTS; known: {', '.join(TESTS)}")
 
 
-# name -> (what, path, connections, https, extra wrk args)
+# name -> (what, path, connections, https, extra wrk arguments)
 TESTS = {
     "small-64": ("keep-alive, 13 B body, 64 connections", "/small", 64, False, []),
     "small-256": ("keep-alive, 13 B body, 256 connections", "/small", 256, False, []),
@@ -111,377 +106,25 @@ end
 """
 
 
-# ---------------------------------------------------------------- processes
-
-
-class Processes:
-    """Everything the benchmark started, stopped by pid at exit."""
-
-    def __init__(self):
-        self.started = []
-
-    def start(self, name, argv, cpu, log, extra_env=None):
-        environment = dict(os.environ)
-        environment.update(extra_env or {})
-        out = open(log, "ab")
-        process = subprocess.Popen(
-            ["taskset", "-c", str(cpu)] + argv,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=environment,
-            start_new_session=True,
-        )
-        self.started.append((name, process))
-        return process
-
-    def stop_all(self):
-        for _, process in reversed(self.started):
-            if process.poll() is None:
-                process.terminate()
-        end = time.time() + 5
-        for _, process in self.started:
-            try:
-                process.wait(max(0.1, end - time.time()))
-            except subprocess.TimeoutExpired:
-                # Kill the process group we created for it (its own workers).
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                process.wait()
-
-
-def tree(pid):
-    """pid and all its descendants (nginx master and worker, say)."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    result, queue = [], [pid]
-    while queue:
-        current = queue.pop()
-        result.append(current)
-        queue.extend(children.get(current, []))
-    return result
-
-
-def rss_kib(pid):
-    total = 0
-    for p in tree(pid):
-        try:
-            with open(f"/proc/{p}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
-
-
-def cpu_seconds(pid):
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for p in tree(pid):
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total / tick
-
-
-def port_free(port):
-    with socket.socket() as s:
-        # Like the servers do, so TIME_WAIT left by an earlier run is no obstacle.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
-def fetch(port, path, https=False, timeout=2.0):
-    """(status, body) from 127.0.0.1:port, or raises."""
-    if https:
-        context = ssl._create_unverified_context()
-        connection = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=context)
-    else:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
-
-
-def wait_ready(port, https=False, within=15.0, process=None):
-    end = time.time() + within
-    while time.time() < end:
-        if process is not None and process.poll() is not None:
-            return False
-        try:
-            status, body = fetch(port, "/small", https)
-            if status == 200 and body == SMALL_BODY:
-                return True
-        except Exception:
-            pass
-        time.sleep(0.1)
-    return False
-
-
-# ------------------------------------------------------------------ configs
-
-
-def ports(settings):
-    base = settings.port_base
-    return {
-        "backend": base,
-        "nginx": (base + 1, base + 101),
-        "haproxy": (base + 2, base + 102),
-        "caddy": (base + 3, base + 103),
-        "wharf": (base + 4, base + 104),
-    }
-
-
-def make_tls(work):
-    cert, key = os.path.join(work, "cert.pem"), os.path.join(work, "key.pem")
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-         "-nodes", "-keyout", key, "-out", cert, "-days", "7", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    combined = os.path.join(work, "combined.pem")
-    with open(combined, "w") as out:
-        out.write(open(cert).read() + open(key).read())
-    for path in (cert, key, combined):
-        os.chmod(path, 0o644)
-    return cert, key, combined
-
-
-def write(work, name, text):
-    path = os.path.join(work, name)
-    with open(path, "w") as f:
-        f.write(text)
-    return path
-
-
-def backend_config(work, port):
-    with open(os.path.join(work, "64k"), "wb") as f:
-        f.write(b"x" * LARGE_SIZE)
-    return write(work, "backend.conf", f"""
-worker_processes 1;
-worker_rlimit_nofile 19000;
-daemon off;
-pid {work}/backend.pid;
-events {{ worker_connections 16384; }}
-http {{
-    access_log off;
-    error_log {work}/backend.err warn;
-    keepalive_requests 1000000;
-    keepalive_timeout 120s;
-    sendfile on;
-    open_file_cache max=16;
-    default_type text/plain;
-    server {{
-        listen 127.0.0.1:{port} backlog=4096;
-        location = /small {{ return 200 "hello, world\\n"; }}
-        location = /64k {{ root {work}; }}
-    }}
-}}
-""")
-
-
-def nginx_config(work, http_port, https_port, backend, cert, key):
-    return write(work, "nginx.conf", f"""
-worker_processes 1;
-worker_rlimit_nofile 19000;
-daemon off;
-pid {work}/nginx.pid;
-events {{ worker_connections 16384; }}
-http {{
-    access_log off;
-    error_log {work}/nginx.err warn;
-    keepalive_requests 1000000;
-    keepalive_timeout 60s;
-    upstream backend {{
-        server 127.0.0.1:{backend};
-        keepalive 1024;
-        keepalive_requests 1000000;
-    }}
-    server {{
-        listen 127.0.0.1:{http_port} backlog=4096;
-        listen 127.0.0.1:{https_port} ssl backlog=4096;
-        ssl_certificate {cert};
-        ssl_certificate_key {key};
-        location / {{
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
-        }}
-    }}
-}}
-""")
-
-
-def haproxy_config(work, http_port, https_port, backend, combined):
-    return write(work, "haproxy.cfg", f"""
-global
-    nbthread 1
-    maxconn 10500
-    # Hard descriptor limits are often 20000: enough for 10,000 clients plus
-    # the upstream pool, but short of HAProxy's reservation of 2 per maxconn.
-    no strict-limits
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 60s
-    timeout server 60s
-    timeout http-keep-alive 60s
-    option forwardfor
-    http-reuse safe
-frontend proxy
-    bind 127.0.0.1:{http_port}
-    bind 127.0.0.1:{https_port} ssl crt {combined}
-    http-request set-header X-Forwarded-Proto https if {{ ssl_fc }}
-    default_backend app
-backend app
-    server backend 127.0.0.1:{backend} pool-max-conn 1024
-""")
-
-
-def caddy_config(work, http_port, https_port, backend, cert, key):
-    proxy = f"""reverse_proxy 127.0.0.1:{backend} {{
-        transport http {{
-            keepalive 90s
-            keepalive_idle_conns 1024
-            keepalive_idle_conns_per_host 1024
-        }}
-    }}"""
-    return write(work, "Caddyfile", f"""
-{{
-    admin off
-    auto_https off
-    default_bind 127.0.0.1
-}}
-http://:{http_port} {{
-    {proxy}
-}}
-https://:{https_port} {{
-    tls {cert} {key}
-    {proxy}
-}}
-""")
-
-
-def wharf_config(work, http_port, https_port, backend, cert, key, with_tls):
-    https = f'https = ["127.0.0.1:{https_port}"]\n' if with_tls else ""
-    tls = f'[tls]\nmode = "files"\ncert = "{cert}"\nkey = "{key}"\n' if with_tls else ""
-    return write(work, "wharf-tls.toml" if with_tls else "wharf.toml", f"""
-[server]
-listen = ["127.0.0.1:{http_port}"]
-{https}admin = "off"
-
-[log]
-access = "off"
-level = "warn"
-
-{tls}
-[[site]]
-  [[site.route]]
-  path = "/"
-  upstream = "backend"
-
-[upstream.backend]
-servers = ["127.0.0.1:{backend}"]
-""")
-
-
-def start_peers(settings, processes, work):
-    """Starts the backend and every peer; returns {peer: (process, http, https or None)}."""
-    p = ports(settings)
-    wanted = [p["backend"]] + [port for peer in settings.peers for port in p[peer]]
-    taken = [port for port in wanted if not port_free(port)]
-    if taken:
-        sys.exit(f"bench: ports {taken} on 127.0.0.1 are in use; set BENCH_PORT_BASE to another range")
-    cert, key, combined = make_tls(work)
-    backend = processes.start(
-        "backend", ["nginx", "-p", work, "-e", f"{work}/backend.err", "-c", backend_config(work, p["backend"])],
-        settings.backend_cpu, f"{work}/backend.log")
-    if not wait_ready(p["backend"], process=backend):
-        sys.exit(f"bench: the backend did not start; see {work}/backend.err")
-
-    running = {}
-    for peer in settings.peers:
-        http_port, https_port = p[peer]
-        extra = {}
-        if peer == "nginx":
-            argv = ["nginx", "-p", work, "-e", f"{work}/nginx.err",
-                    "-c", nginx_config(work, http_port, https_port, p["backend"], cert, key)]
-        elif peer == "haproxy":
-            argv = ["haproxy", "-db", "-f", haproxy_config(work, http_port, https_port, p["backend"], combined)]
-        elif peer == "caddy":
-            argv = ["caddy", "run", "--adapter", "caddyfile",
-                    "--config", caddy_config(work, http_port, https_port, p["backend"], cert, key)]
-            extra = {"GOMAXPROCS": "1", "XDG_DATA_HOME": work, "XDG_CONFIG_HOME": work, "HOME": work}
-        else:
-            argv, extra = wharf_argv(settings, work, http_port, https_port, p["backend"], cert, key)
-        process = processes.start(peer, argv, settings.proxy_cpu, f"{work}/{peer}.log", extra)
-        if not wait_ready(http_port, process=process):
-            print(f"bench: {peer} did not answer on {http_port}; its rows are left out (see {work}/{peer}.log)",
-                  file=sys.stderr)
-            continue
-        tls_ok = wait_ready(https_port, https=True, within=5, process=process)
-        if not tls_ok:
-            print(f"bench: {peer} does not terminate TLS on {https_port}; its TLS rows are n/a", file=sys.stderr)
-        running[peer] = (process, http_port, https_port if tls_ok else None)
-    return backend, running
-
-
-def wharf_argv(settings, work, http_port, https_port, backend, cert, key):
-    """wharf with HTTPS when this build accepts the [tls] files config, else plain HTTP."""
-    extra = {"WHARF_WORKERS": "1"}
-    with_tls = wharf_config(work, http_port, https_port, backend, cert, key, True)
-    check = subprocess.run([settings.wharf_bin, "check", "-c", with_tls],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if check.returncode == 0:
-        return [settings.wharf_bin, "run", "-c", with_tls], extra
-    print("bench: this wharf build does not accept [tls] mode = \"files\" yet; TLS rows are n/a",
-          file=sys.stderr)
-    plain = wharf_config(work, http_port, https_port, backend, cert, key, False)
-    return [settings.wharf_bin, "run", "-c", plain], extra
-
-
-# -------------------------------------------------------------------- tests
-
-
-def run_wrk(settings, work, port, test, duration, pid=None):
+def run_wrk(settings, work, port, test, duration, pid=None, core=None):
+    """One wrk run against 127.0.0.1:port; with `pid`, also the CPU share that
+    process used and the share other processes took on its `core`."""
     _, path, connections, https, extra = TESTS[test]
     scheme = "https" if https else "http"
-    script = os.path.join(work, "report.lua")
-    argv = ["taskset", "-c", str(settings.load_cpu), "wrk", "-t1", f"-c{connections}",
-            f"-d{max(1, round(duration))}s", "--timeout", "5s", "-s", script] + extra + [
-            f"{scheme}://127.0.0.1:{port}{path}"]
+    argv = ["taskset", "-c", str(settings.load_cpu), "wrk", "-t1", f"-c{connections}"]
+    argv += [f"-d{max(1, round(duration))}s", "--timeout", "5s", "-s", os.path.join(work, "report.lua")]
+    argv += extra + [f"{scheme}://127.0.0.1:{port}{path}"]
     cpu_before = cpu_seconds(pid) if pid else 0.0
+    core_before = core_busy(core) if core is not None else 0.0
     wall_before = time.time()
-    result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            timeout=duration + 30)
+    result = subprocess.run(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=duration + 30
+    )
     wall = time.time() - wall_before
     cpu = (cpu_seconds(pid) - cpu_before) / wall if pid else None
+    others = None
+    if core is not None and cpu is not None:
+        others = max(0.0, (core_busy(core) - core_before) / wall - cpu)
     for line in result.stdout.splitlines():
         if line.startswith("BENCH "):
             data = json.loads(line[6:])
@@ -493,6 +136,7 @@ def run_wrk(settings, work, port, test, duration, pid=None):
                 "errors": errors,
                 "requests": data["requests"],
                 "cpu": cpu,
+                "others": others,
             }
     raise RuntimeError(f"wrk gave no report: {result.stdout.strip()[-500:]}")
 
@@ -501,9 +145,21 @@ def run_idle(settings, pid, port):
     """Memory of the proxy with N idle keep-alive connections, each having sent one request."""
     before = rss_kib(pid)
     client = subprocess.Popen(
-        ["taskset", "-c", str(settings.load_cpu), sys.executable, os.path.abspath(__file__),
-         "idle", "127.0.0.1", str(port), str(settings.idle_connections)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+        [
+            "taskset",
+            "-c",
+            str(settings.load_cpu),
+            sys.executable,
+            os.path.join(os.path.dirname(os.path.abspath(__file__)), "idle_client.py"),
+            "127.0.0.1",
+            str(port),
+            str(settings.idle_connections),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         line = ""
         end = time.time() + 60
@@ -527,106 +183,17 @@ def run_idle(settings, pid, port):
             client.kill()
             client.wait()
     time.sleep(1.0)  # let the proxy notice the closes before the next run
-    return {"rss_before_kib": before, "rss_kib": during, "opened": opened,
-            "per_conn_kib": (during - before) / max(1, opened)}
-
-
-async def idle_client(host, port, count):
-    request = f"GET /small HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
-    writers = []
-    gate = asyncio.Semaphore(200)
-
-    async def one():
-        async with gate:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
-            writer.write(request)
-            await writer.drain()
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            if length:
-                await asyncio.wait_for(reader.readexactly(length), 10)
-            if not head.startswith(b"HTTP/1.1 200"):
-                raise RuntimeError(head.split(b"\r\n", 1)[0].decode(errors="replace"))
-            writers.append(writer)
-
-    results = await asyncio.gather(*(one() for _ in range(count)), return_exceptions=True)
-    failures = [r for r in results if isinstance(r, BaseException)]
-    if failures:
-        print(f"failed {len(failures)} of {count}: {failures[0]!r}", flush=True)
-    else:
-        print(f"ready {len(writers)}", flush=True)
-    # Hold the connections until the parent closes our stdin.
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-    for writer in writers:
-        writer.close()
-
-
-# ------------------------------------------------------------------- report
-
-
-def median(values):
-    return statistics.median(values) if values else None
-
-
-def fmt(value, digits=0):
-    if value is None:
-        return "n/a"
-    return f"{value:,.{digits}f}"
-
-
-def report(settings, results, idle, notes):
-    lines = []
-    lines.append(f"conditions: {notes}")
-    lines.append("")
-    lines.append("| test | server | req/s (median) | min–max | p50 ms | p99 ms | proxy CPU | vs nginx |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|")
-    for test in settings.tests:
-        if test == "idle-10k":
-            continue
-        rows = list(settings.peers) + (["backend direct"] if test in DIRECT_TESTS else [])
-        nginx_rps = median([r["rps"] for r in results.get((test, "nginx"), [])])
-        for peer in rows:
-            runs = results.get((test, peer))
-            if not runs:
-                lines.append(f"| {test} | {peer} | n/a | | | | | |")
-                continue
-            rps = median([r["rps"] for r in runs])
-            span = f"{fmt(min(r['rps'] for r in runs))}–{fmt(max(r['rps'] for r in runs))}"
-            cpu = median([r["cpu"] for r in runs if r["cpu"] is not None])
-            ratio = f"{rps / nginx_rps:.2f}×" if nginx_rps and peer != "nginx" else ("1.00×" if peer == "nginx" else "")
-            errors = sum(r["errors"] for r in runs)
-            flag = f" ({errors} errors)" if errors else ""
-            lines.append(
-                f"| {test} | {peer} | {fmt(rps)}{flag} | {span} | {fmt(median([r['p50_ms'] for r in runs]), 2)} "
-                f"| {fmt(median([r['p99_ms'] for r in runs]), 2)} | {fmt(cpu * 100 if cpu is not None else None)}% "
-                f"| {ratio} |")
-    if "idle-10k" in settings.tests:
-        lines.append("")
-        lines.append(f"| memory, {settings.idle_connections:,} idle keep-alive connections | server "
-                     f"| RSS before (MiB) | RSS with connections (MiB, median) | KiB per connection | vs nginx |")
-        lines.append("|---|---|---:|---:|---:|---:|")
-        nginx_rss = median([r["rss_kib"] for r in idle.get("nginx", [])])
-        for peer in settings.peers:
-            runs = idle.get(peer)
-            if not runs:
-                lines.append(f"| idle-10k | {peer} | n/a | n/a | n/a | |")
-                continue
-            rss = median([r["rss_kib"] for r in runs])
-            ratio = f"{rss / nginx_rss:.2f}×" if nginx_rss else ""
-            lines.append(
-                f"| idle-10k | {peer} | {fmt(runs[0]['rss_before_kib'] / 1024, 1)} | {fmt(rss / 1024, 1)} "
-                f"| {fmt(median([r['per_conn_kib'] for r in runs]), 1)} | {ratio} |")
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------- main
+    return {
+        "rss_before_kib": before,
+        "rss_kib": during,
+        "opened": opened,
+        "per_conn_kib": (during - before) / max(1, opened),
+    }
 
 
 def main():
     settings = Settings()
+    load_before = load_average()
     work = tempfile.mkdtemp(prefix="wharf-bench-")
     os.chmod(work, 0o755)  # nginx workers run as www-data and read the 64 KiB file
     write(work, "report.lua", WRK_REPORT)
@@ -646,29 +213,46 @@ def main():
         # Plan: every round runs every test for every peer, peers rotated.
         plan = []
         for round_index in range(settings.repeats):
-            order = settings.peers[round_index % len(settings.peers):] + settings.peers[:round_index % len(settings.peers)]
+            order = (
+                settings.peers[round_index % len(settings.peers) :]
+                + settings.peers[: round_index % len(settings.peers)]
+            )
             for test in settings.tests:
                 targets = order + (["backend direct"] if test in DIRECT_TESTS else [])
                 for peer in targets:
                     plan.append((round_index, test, peer))
         load_runs = sum(1 for _, test, _ in plan if test != "idle-10k")
         idle_runs = len(plan) - load_runs
-        estimate = load_runs * (settings.duration + 0.7) + idle_runs * 6 + \
-            len(settings.peers) * len(settings.tests) * (settings.warmup + 0.5)
+        warmups = len(settings.peers) * len([t for t in settings.tests if t != "idle-10k"])
+        fixed = idle_runs * 8 + warmups * (settings.warmup + 0.6) + load_runs * 0.8 + 20
         left = settings.deadline - (time.time() - settings.start)
-        print(f"bench: {load_runs} load runs of {settings.duration:g}s and {idle_runs} memory runs, "
-              f"about {estimate / 60:.1f} minutes; deadline in {left / 60:.1f} minutes", file=sys.stderr)
+        if load_runs and fixed + load_runs * settings.duration > left:
+            # Setup (install, build) took part of the budget: shorten the runs
+            # rather than blow the deadline.
+            shorter = max(2.0, int((left - fixed) / load_runs))
+            print(
+                f"bench: shortening runs from {settings.duration:g}s to {shorter:g}s to end within "
+                f"BENCH_DEADLINE",
+                file=sys.stderr,
+            )
+            settings.duration = shorter
+        print(
+            f"bench: {load_runs} load runs of {settings.duration:g}s and {idle_runs} memory runs, "
+            f"about {(fixed + load_runs * settings.duration) / 60:.1f} minutes; "
+            f"deadline in {left / 60:.1f} minutes",
+            file=sys.stderr,
+        )
 
         def target(peer, test):
-            """(port, pid) to load, or None when this peer cannot do the test."""
+            """(port, pid, core) to load, or None when this peer cannot do the test."""
             https = TESTS[test][3]
             if peer == "backend direct":
-                return backend_port, backend.pid
+                return backend_port, backend.pid, settings.backend_cpu
             if peer not in running:
                 return None
             process, http_port, https_port = running[peer]
             port = https_port if https else http_port
-            return (port, process.pid) if port else None
+            return (port, process.pid, settings.proxy_cpu) if port else None
 
         # One short warm-up per peer and test (pools filled, caches hot).
         for test in settings.tests:
@@ -689,36 +273,40 @@ def main():
             found = target(peer, test)
             if not found:
                 continue
-            port, pid = found
+            port, pid, core = found
             try:
                 if test == "idle-10k":
                     outcome = run_idle(settings, pid, port)
                     idle.setdefault(peer, []).append(outcome)
-                    print(f"bench: round {round_index + 1} {test:<12} {peer:<14} "
-                          f"{outcome['rss_kib'] / 1024:8.1f} MiB", file=sys.stderr)
+                    print(
+                        f"bench: round {round_index + 1} {test:<12} {peer:<14} "
+                        f"{outcome['rss_kib'] / 1024:8.1f} MiB",
+                        file=sys.stderr,
+                    )
                 else:
-                    outcome = run_wrk(settings, work, port, test, settings.duration, pid)
+                    outcome = run_wrk(settings, work, port, test, settings.duration, pid, core)
                     results.setdefault((test, peer), []).append(outcome)
-                    print(f"bench: round {round_index + 1} {test:<12} {peer:<14} {outcome['rps']:10,.0f} req/s "
-                          f"p99 {outcome['p99_ms']:.2f} ms cpu {outcome['cpu'] * 100:.0f}%"
-                          + (f" errors {outcome['errors']}" if outcome["errors"] else ""), file=sys.stderr)
+                    print(
+                        f"bench: round {round_index + 1} {test:<12} {peer:<14} {outcome['rps']:10,.0f} req/s "
+                        f"p99 {outcome['p99_ms']:.2f} ms cpu {outcome['cpu'] * 100:.0f}% "
+                        f"others {outcome['others'] * 100:.0f}%"
+                        + (f" errors {outcome['errors']}" if outcome["errors"] else ""),
+                        file=sys.stderr,
+                    )
             except Exception as error:
                 print(f"bench: round {round_index + 1} {test} {peer}: {error}", file=sys.stderr)
             time.sleep(0.5)
 
-        versions = peer_versions(settings)
-        notes = (f"{os.cpu_count()} CPUs ({cpu_model()}), proxy pinned to CPU {settings.proxy_cpu}, "
-                 f"wrk -t1 on CPU {settings.load_cpu}, backend (nginx, 1 worker) on CPU {settings.backend_cpu}; "
-                 f"{settings.repeats} rounds of {settings.duration:g}s per run; {versions}")
-        if skipped:
-            notes += f"; {skipped} runs skipped to stay within BENCH_DEADLINE"
-        table = report(settings, results, idle, notes)
+        notes = conditions(settings, load_before, load_average(), skipped, env("WHARF_COMMIT", ""))
+        table = report(settings, results, idle, notes, DIRECT_TESTS)
         print(table)
         if settings.out:
             with open(settings.out, "w") as f:
                 f.write(table + "\n")
             with open(settings.out + ".json", "w") as f:
-                json.dump({"results": {f"{t}/{p}": r for (t, p), r in results.items()}, "idle": idle}, f, indent=1)
+                json.dump(
+                    {"results": {f"{t}/{p}": r for (t, p), r in results.items()}, "idle": idle}, f, indent=1
+                )
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 130
@@ -731,34 +319,5 @@ def main():
     return 0
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
-def peer_versions(settings):
-    def first_line(argv):
-        try:
-            out = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=10)
-            return out.stdout.strip().splitlines()[0]
-        except Exception:
-            return "?"
-
-    nginx = first_line(["nginx", "-v"]).replace("nginx version: ", "")
-    haproxy = first_line(["haproxy", "-v"]).split(" - ")[0].replace("HAProxy version ", "haproxy/")
-    caddy = "caddy/" + first_line(["caddy", "version"]).split()[0]
-    wharf = first_line([settings.wharf_bin, "--version"]).replace(" ", "/")
-    return ", ".join([wharf, nginx, haproxy, caddy])
-
-
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "idle":
-        asyncio.run(idle_client(sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
-    else:
-        sys.exit(main())
+    sys.exit(main())

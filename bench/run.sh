@@ -8,7 +8,7 @@
 # Everything goes to 127.0.0.1 only. See docs/performance.md for what each
 # test means, the knobs (BENCH_*), and the results of a full run.
 #
-#   bench/run.sh                                  # full run, about 12-14 minutes
+#   bench/run.sh                                  # full run, about 13 minutes
 #   BENCH_DURATION=3s BENCH_REPEATS=1 bench/run.sh  # a quick look
 #   WHARF_BIN=target/release/wharf bench/run.sh   # skip the build
 set -euo pipefail
@@ -40,6 +40,8 @@ if [ -z "${WHARF_BIN:-}" ]; then
     echo "bench: building wharf (cargo build --release, target $CARGO_TARGET_DIR)" >&2
     (cd "$root" && timeout 900 cargo build --release --quiet)
     WHARF_BIN="$CARGO_TARGET_DIR/release/wharf"
+    WHARF_COMMIT="${WHARF_COMMIT:-$(git -C "$root" describe --always --dirty 2>/dev/null || true)}"
+    export WHARF_COMMIT
 fi
 export WHARF_BIN
 

@@ -1,0 +1,123 @@
+"""The tables bench.py prints: medians over rounds, ratios to nginx, conditions."""
+
+import os
+import statistics
+import subprocess
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+def fmt(value, digits=0):
+    if value is None:
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def percent(share):
+    return "n/a" if share is None else f"{share * 100:.0f}%"
+
+
+def report(settings, results, idle, notes, direct_tests):
+    lines = []
+    lines.append(f"conditions: {notes}")
+    lines.append("")
+    lines.append(
+        "| test | server | req/s (median) | min–max | p50 ms | p99 ms | server CPU | others on its CPU | vs nginx |"
+    )
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for test in settings.tests:
+        if test == "idle-10k":
+            continue
+        rows = list(settings.peers) + (["backend direct"] if test in direct_tests else [])
+        nginx_rps = median([r["rps"] for r in results.get((test, "nginx"), [])])
+        for peer in rows:
+            runs = results.get((test, peer))
+            if not runs:
+                lines.append(f"| {test} | {peer} | n/a | | | | | | |")
+                continue
+            rps = median([r["rps"] for r in runs])
+            span = f"{fmt(min(r['rps'] for r in runs))}–{fmt(max(r['rps'] for r in runs))}"
+            cpu = median([r["cpu"] for r in runs if r["cpu"] is not None])
+            others = median([r["others"] for r in runs if r["others"] is not None])
+            ratio = (
+                f"{rps / nginx_rps:.2f}×"
+                if nginx_rps and peer != "nginx"
+                else ("1.00×" if peer == "nginx" else "")
+            )
+            errors = sum(r["errors"] for r in runs)
+            flag = f" ({errors} errors)" if errors else ""
+            lines.append(
+                f"| {test} | {peer} | {fmt(rps)}{flag} | {span} | {fmt(median([r['p50_ms'] for r in runs]), 2)} "
+                f"| {fmt(median([r['p99_ms'] for r in runs]), 2)} | {percent(cpu)} | {percent(others)} "
+                f"| {ratio} |"
+            )
+    if "idle-10k" in settings.tests:
+        lines.append("")
+        lines.append(
+            f"| memory, {settings.idle_connections:,} idle keep-alive connections | server "
+            f"| RSS before (MiB) | RSS with connections (MiB, median) | KiB per connection | vs nginx |"
+        )
+        lines.append("|---|---|---:|---:|---:|---:|")
+        nginx_rss = median([r["rss_kib"] for r in idle.get("nginx", [])])
+        for peer in settings.peers:
+            runs = idle.get(peer)
+            if not runs:
+                lines.append(f"| idle-10k | {peer} | n/a | n/a | n/a | |")
+                continue
+            rss = median([r["rss_kib"] for r in runs])
+            ratio = f"{rss / nginx_rss:.2f}×" if nginx_rss else ""
+            lines.append(
+                f"| idle-10k | {peer} | {fmt(runs[0]['rss_before_kib'] / 1024, 1)} | {fmt(rss / 1024, 1)} "
+                f"| {fmt(median([r['per_conn_kib'] for r in runs]), 1)} | {ratio} |"
+            )
+    return "\n".join(lines)
+
+
+def conditions(settings, load_before, load_after, skipped, wharf_commit):
+    """One paragraph saying where and how the numbers were taken."""
+    text = (
+        f"{os.cpu_count()} CPUs ({cpu_model()}); proxy pinned to CPU {settings.proxy_cpu}, "
+        f"wrk -t1 on CPU {settings.load_cpu}, backend (nginx, 1 worker) on CPU {settings.backend_cpu}; "
+        f"{settings.repeats} rounds, {settings.duration:g}s per run; {peer_versions(settings, wharf_commit)}; "
+        f"load average {load_before} before, {load_after} after"
+    )
+    if skipped:
+        text += f"; {skipped} runs skipped to stay within BENCH_DEADLINE"
+    return text
+
+
+def load_average():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def peer_versions(settings, wharf_commit):
+    def first_line(argv):
+        try:
+            out = subprocess.run(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=10
+            )
+            return out.stdout.strip().splitlines()[0]
+        except Exception:
+            return "?"
+
+    nginx = first_line(["nginx", "-v"]).replace("nginx version: ", "")
+    haproxy = first_line(["haproxy", "-v"]).split(" - ")[0].replace("HAProxy version ", "haproxy/")
+    caddy = "caddy/" + first_line(["caddy", "version"]).split()[0]
+    wharf = first_line([settings.wharf_bin, "--version"]).replace(" ", "/")
+    if wharf_commit:
+        wharf += f" ({wharf_commit})"
+    return ", ".join([wharf, nginx, haproxy, caddy])

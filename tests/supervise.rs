@@ -12,13 +12,16 @@ use std::time::{Duration, Instant};
 use http::Method;
 use support::*;
 
-/// A block of `n` free consecutive loopback ports.
+/// A block of `n` free consecutive loopback ports, below the ephemeral
+/// range so that client connections of other tests (and their TIME_WAIT
+/// remains) never occupy them.
 fn free_ports(n: u16) -> u16 {
-    for _ in 0..200 {
-        let base = dead_addr().port();
-        if base < 60000
-            && (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())
-        {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(7919);
+    for _ in 0..500 {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed);
+        let base = 20_000 + (seed.wrapping_add(step.wrapping_mul(16)) % 12_000) as u16;
+        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
             return base;
         }
     }

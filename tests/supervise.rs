@@ -253,7 +253,10 @@ async fn a_rolling_deploy_under_load_fails_no_request() {
     assert!(failed.is_empty(), "failed during deploy: {failed:?}");
     assert!(ok > 100);
     // Both instances were replaced by new processes, one at a time.
-    assert_eq!(events(&wharf, "new instance is healthy and in the pool").len(), 2);
+    assert_eq!(
+        events(&wharf, "new instance is healthy and in the pool").len(),
+        2
+    );
     assert_eq!(events(&wharf, "old instance drained and stopped").len(), 2);
     let started = events(&wharf, "instance started");
     let pids: std::collections::BTreeSet<u64> =
@@ -265,7 +268,9 @@ async fn a_rolling_deploy_under_load_fails_no_request() {
         ports.insert(reply.json()["port"].as_u64().expect("port"));
     }
     assert_eq!(ports.len(), 2);
-    assert!(ports.iter().all(|p| (port as u64..port as u64 + 4).contains(p)));
+    assert!(ports
+        .iter()
+        .all(|p| (port as u64..port as u64 + 4).contains(p)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -346,4 +351,35 @@ async fn a_memory_limit_kill_is_reported_as_such() {
         "no memory-limit report; logs: {:?}",
         wharf.logs.lock().expect("logs")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_the_app_section_and_reloading_deploys_without_failures() {
+    let port = free_ports(4);
+    let wharf = Wharf::start(
+        "",
+        &app_site(&echo_app(port, "env = { VERSION = \"1\" }"), ""),
+    );
+    wait_serving(&wharf, 2).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = load(wharf.url("/"), 4, stop.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    wharf.rewrite(
+        "",
+        &app_site(&echo_app(port, "env = { VERSION = \"2\" }"), ""),
+    );
+    wharf.signal("HUP");
+    let deployed = eventually(Duration::from_secs(20), || {
+        !events(&wharf, "deploy after reload finished").is_empty()
+    })
+    .await;
+    assert!(deployed, "no deploy after the reload");
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed) = traffic.await.expect("load");
+    println!(
+        "{ok} requests ok, {} failed during the reload deploy",
+        failed.len()
+    );
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(events(&wharf, "instance started").len(), 4);
 }

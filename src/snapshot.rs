@@ -18,7 +18,6 @@ use ipnet::IpNet;
 
 use crate::balance::state::Registry;
 use crate::balance::Pool;
-use crate::supervise::Supervisor;
 use crate::config::{self, Config};
 use crate::files::StaticFiles;
 use crate::observe::access::AccessLog;
@@ -27,6 +26,7 @@ use crate::observe::request::{self, Unrouted};
 use crate::proxy::client::ClientCache;
 use crate::route::{HostTable, PathTable};
 use crate::site::{self, SiteService};
+use crate::supervise::Supervisor;
 
 /// Why a config could not be turned into a snapshot.
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +85,14 @@ impl Snapshot {
             .map(|(name, upstream)| {
                 let client = clients.get(upstream.connect_timeout);
                 let instances = upstream.app.as_deref().map(|app| supervisor.members(app));
-                let pool = Pool::new(name, upstream, client, registry, previous.is_some(), instances);
+                let pool = Pool::new(
+                    name,
+                    upstream,
+                    client,
+                    registry,
+                    previous.is_some(),
+                    instances,
+                );
                 (name.clone(), Arc::new(pool))
             })
             .collect();

@@ -110,20 +110,21 @@ impl Pool {
         } else {
             Health::Up
         };
-        let member = |addr: SocketAddr, weight: u32, backup: bool, serving: Option<Arc<AtomicBool>>| {
-            let state = registry.get(name, addr, initial);
-            if upstream.health.is_none() && state.health() != Health::Up {
-                state.set_health(Health::Up, "active health checks are off");
-            }
-            Member {
-                state,
-                addr,
-                authority: addr.to_string(),
-                weight: weight.max(1),
-                backup,
-                serving,
-            }
-        };
+        let member =
+            |addr: SocketAddr, weight: u32, backup: bool, serving: Option<Arc<AtomicBool>>| {
+                let state = registry.get(name, addr, initial);
+                if upstream.health.is_none() && state.health() != Health::Up {
+                    state.set_health(Health::Up, "active health checks are off");
+                }
+                Member {
+                    state,
+                    addr,
+                    authority: addr.to_string(),
+                    weight: weight.max(1),
+                    backup,
+                    serving,
+                }
+            };
         let members: Vec<Member> = match instances {
             Some(instances) => instances
                 .into_iter()
@@ -172,7 +173,11 @@ impl Pool {
         let Some(member) = self.members.get(index) else {
             return false;
         };
-        if member.serving.as_ref().is_some_and(|s| !s.load(Ordering::Acquire)) {
+        if member
+            .serving
+            .as_ref()
+            .is_some_and(|s| !s.load(Ordering::Acquire))
+        {
             return false;
         }
         let state = &member.state;

@@ -144,7 +144,7 @@ pub fn render(status: &Status, color: bool) -> String {
     out.push('\n');
     out.push_str(&apps.render("no apps supervised"));
 
-    let mut certificates = Table::new(&["CERTIFICATE", "EXPIRES", ">DAYS LEFT", "SOURCE"]);
+    let mut certificates = Table::new(&["CERTIFICATE", "EXPIRES", ">DAYS LEFT", "ISSUER"]);
     for certificate in &status.certificates {
         let expires = humantime::format_rfc3339_seconds(
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(certificate.not_after),
@@ -160,7 +160,7 @@ pub fn render(status: &Status, color: bool) -> String {
             certificate.host.clone(),
             expires,
             days,
-            certificate.source.clone(),
+            certificate.issuer.clone(),
         ]);
     }
     out.push('\n');

@@ -129,7 +129,12 @@ fn one(ctx: &mut Ctx, entry: &Entry, app_names: &[String]) -> Option<Upstream> {
     match fields.get("servers") {
         Some(e) if fields.get("app").is_some() => {
             let fix = "remove servers: the pool is the app's live instances".to_string();
-            ctx.error(&e.key_span, &e.key, "cannot be combined with app".into(), Some(fix));
+            ctx.error(
+                &e.key_span,
+                &e.key,
+                "cannot be combined with app".into(),
+                Some(fix),
+            );
         }
         Some(e) => upstream.servers = servers(ctx, &e),
         None if fields.get("app").is_some() => {}

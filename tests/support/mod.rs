@@ -321,3 +321,75 @@ impl Drop for EchoProcess {
         self.kill();
     }
 }
+
+impl Wharf {
+    /// Starts wharf with a whole config file written by the test (for
+    /// fixed ports, e.g. an ACME server validating on wharf's listeners).
+    /// The text must set `admin`; `addr` is the first plain-HTTP listener.
+    pub fn start_with_config(dir: tempfile::TempDir, text: &str) -> Wharf {
+        let config_path = dir.path().join("wharf.toml");
+        std::fs::write(&config_path, text).expect("write config");
+        let mut child = Command::new(WHARF)
+            .args(["run", "-c"])
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn wharf");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let collected = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                collected.lock().expect("logs").push(line);
+            }
+        });
+        let found = |message: &str| -> Option<SocketAddr> {
+            logs.lock().expect("logs").iter().find_map(|line| {
+                let v: serde_json::Value = serde_json::from_str(line).ok()?;
+                (v["message"] == message).then(|| v["addr"].as_str()?.parse().ok())?
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let (Some(addr), Some(admin)) = (found("listening"), found("admin API listening")) {
+                return Wharf {
+                    child,
+                    dir,
+                    config_path,
+                    addr,
+                    admin,
+                    logs,
+                };
+            }
+            if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
+                let _ = child.kill();
+                panic!(
+                    "wharf did not start; logs: {:?}",
+                    logs.lock().expect("logs")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The first HTTPS listener's bound address, once it is listening.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.logs.lock().expect("logs").iter().find_map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).ok()?;
+            (v["message"] == "listening for HTTPS").then(|| v["addr"].as_str()?.parse().ok())?
+        })
+    }
+
+    /// wharf's log lines (JSON) whose message is `message`.
+    pub fn log_events(&self, message: &str) -> Vec<serde_json::Value> {
+        self.logs
+            .lock()
+            .expect("logs")
+            .iter()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|v| v["message"] == message)
+            .collect()
+    }
+}

@@ -935,3 +935,45 @@ async fn status_page_in_chromium_shows_every_server_and_a_killed_backend_turns_r
         artifacts().display()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_show_their_expiry_in_metrics_status_and_wharf_status() {
+    let dir = tempfile::tempdir().expect("dir");
+    let storage = dir.path().join("tls");
+    let body = format!(
+        "[tls]\nmode = \"internal\"\nstorage = \"{}\"\n\n\
+         [[site]]\nhosts = [\"example.com\"]\n  [[site.route]]\n  path = \"/\"\n  respond = \"home\"\n",
+        storage.display()
+    );
+    let wharf = Wharf::start_in(dir, "https = [\"127.0.0.1:0\"]", &body);
+
+    let metrics = scrape(&wharf, &[]).await;
+    let expiry = sample(
+        &metrics,
+        "wharf_certificate_expiry_timestamp_seconds{host=\"example.com\"}",
+    )
+    .unwrap_or_else(|| panic!("no expiry for example.com:\n{metrics}"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    assert!(expiry > now, "expires in the future: {expiry} vs {now}");
+
+    let status = get(&format!("http://{}/status", wharf.admin), &[])
+        .await
+        .json();
+    let certificate = &status["certificates"][0];
+    assert_eq!(certificate["host"], "example.com");
+    assert_eq!(certificate["not_after"].as_f64(), Some(expiry));
+    let days = certificate["days_left"].as_i64().expect("days_left");
+    let at = status["time"].as_u64().expect("time") / 1000;
+    assert_eq!(days, (expiry as i64 - at as i64).div_euclid(86_400));
+
+    let output = wharf_status(&wharf, &[]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("example.com "))
+        .unwrap_or_else(|| panic!("certificate not listed:\n{text}"));
+    assert!(row.contains(&format!(" {days} ")), "{row}");
+}

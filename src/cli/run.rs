@@ -143,7 +143,7 @@ fn print_summary(server: &Server, is_demo: bool) {
     }
     if let Some(admin) = server.admin_addr() {
         text.push_str(&format!(
-            "wharf: admin API on http://{admin} (/healthz, /readyz, POST /reload)\n"
+            "wharf: admin API on http://{admin} (status page at /, /metrics, /status, POST /reload)\n"
         ));
     }
     eprint!("{text}");

@@ -16,10 +16,12 @@ use crate::server::Server;
 pub struct CertificateInfo {
     /// The host name it is for (its first subject name).
     pub host: String,
+    /// Every DNS name it covers.
+    pub names: Vec<String>,
     /// Unix seconds after which clients reject it.
     pub not_after: u64,
-    /// Where it came from ("acme", "internal", "files").
-    pub source: String,
+    /// Who issued it (its issuer's distinguished name).
+    pub issuer: String,
 }
 
 impl CertificateInfo {
@@ -46,12 +48,18 @@ pub struct InstanceInfo {
     pub restarts: u64,
 }
 
-/// Certificates the server holds now.
-///
-/// The TLS subsystem (src/tls) fills this in; until it exposes its store
-/// the list is empty and the page says "no certificates".
-pub fn certificates(_server: &Server) -> Vec<CertificateInfo> {
-    Vec::new()
+/// Certificates the server holds now (from the TLS subsystem's store).
+pub fn certificates(server: &Server) -> Vec<CertificateInfo> {
+    server
+        .certificates()
+        .into_iter()
+        .map(|c| CertificateInfo {
+            host: c.host,
+            names: c.names,
+            not_after: unix_seconds(c.not_after),
+            issuer: c.issuer,
+        })
+        .collect()
 }
 
 /// App instances the server supervises now.

@@ -107,10 +107,11 @@ pub struct InstanceStatus {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CertificateStatus {
     pub host: String,
+    pub names: Vec<String>,
     /// Unix seconds.
     pub not_after: u64,
     pub days_left: i64,
-    pub source: String,
+    pub issuer: String,
 }
 
 /// The status of `server` now.
@@ -175,8 +176,9 @@ pub fn collect(server: &Server, history: &History) -> Status {
         .map(|c| CertificateStatus {
             days_left: c.days_left(now),
             host: c.host,
+            names: c.names,
             not_after: c.not_after,
-            source: c.source,
+            issuer: c.issuer,
         })
         .collect();
     Status {

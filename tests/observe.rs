@@ -977,3 +977,88 @@ async fn certificates_show_their_expiry_in_metrics_status_and_wharf_status() {
         .unwrap_or_else(|| panic!("certificate not listed:\n{text}"));
     assert!(row.contains(&format!(" {days} ")), "{row}");
 }
+
+/// `n` free consecutive loopback ports below the ephemeral range.
+fn free_ports(n: u16) -> u16 {
+    let seed = std::process::id().wrapping_mul(104_729);
+    for step in 0..500u32 {
+        let base = 32_100 + (seed.wrapping_add(step.wrapping_mul(16)) % 4_000) as u16;
+        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no {n} free consecutive ports");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_instances_show_up_state_and_restarts_in_metrics_and_status() {
+    let port = free_ports(4);
+    let body = format!(
+        "[[site]]\n  [[site.route]]\n  path = \"/\"\n  upstream = \"web\"\n\n\
+         [upstream.web]\napp = \"web\"\n\n\
+         [app.web]\ncommand = [\"{WHARF}\", \"echo\"]\ninstances = 2\nport = {port}\nbackoff = \"200ms\"\nstop_timeout = \"2s\"\n"
+    );
+    let wharf = Wharf::start("", &body);
+    let admin = format!("http://{}", wharf.admin);
+    let mut status = Value::Null;
+    let running = async {
+        for _ in 0..100 {
+            status = get(&format!("{admin}/status"), &[]).await.json();
+            let apps = status["apps"].as_array().cloned().unwrap_or_default();
+            if apps.len() == 2 && apps.iter().all(|i| i["up"] == true) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+    .await;
+    assert!(running, "instances not up: {status}");
+    let metrics = scrape(&wharf, &[]).await;
+    for instance in ["0", "1"] {
+        let up = format!("wharf_app_instance_up{{app=\"web\",instance=\"{instance}\"}}");
+        assert_eq!(sample(&metrics, &up), Some(1.0), "{metrics}");
+        let restarts =
+            format!("wharf_app_instance_restarts_total{{app=\"web\",instance=\"{instance}\"}}");
+        assert_eq!(sample(&metrics, &restarts), Some(0.0), "{metrics}");
+    }
+
+    // Kill instance 0 like a crash: it is restarted and counted.
+    let pid = status["apps"][0]["pid"].as_u64().expect("pid");
+    assert!(Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success());
+    let restart = "wharf_app_instance_restarts_total{app=\"web\",instance=\"0\"}";
+    let up = "wharf_app_instance_up{app=\"web\",instance=\"0\"}";
+    let mut metrics = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        metrics = scrape(&wharf, &[]).await;
+        if sample(&metrics, restart) == Some(1.0) && sample(&metrics, up) == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(sample(&metrics, restart), Some(1.0), "{metrics}");
+    assert_eq!(
+        sample(&metrics, up),
+        Some(1.0),
+        "restarted instance is up again"
+    );
+
+    let output = wharf_status(&wharf, &[]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    let rows: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("APP "))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    assert!(
+        rows.iter().any(|r| r.trim_end().ends_with(" 1")),
+        "one restart listed: {text}"
+    );
+}

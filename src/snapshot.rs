@@ -148,6 +148,7 @@ impl Snapshot {
 
     /// Starts background work (health checks) once this snapshot serves.
     pub fn activate(&self, registry: &Registry) {
+        crate::observe::metrics::global().retain(&self.config);
         registry.retain(|upstream, addr| {
             self.pools
                 .get(upstream)

@@ -1062,3 +1062,37 @@ async fn app_instances_show_up_state_and_restarts_in_metrics_and_status() {
         "one restart listed: {text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_drops_the_series_of_removed_routes_and_upstreams() {
+    let backend = echo().await;
+    let with_old = format!(
+        "{}\n[[site]]\nhosts = [\"old.test\"]\n  [[site.route]]\n  path = \"/old/\"\n  upstream = \"legacy\"\n\n\
+         [upstream.legacy]\nservers = [\"{backend}\"]\n",
+        proxy_site(&[backend], false)
+    );
+    let wharf = Wharf::start("", &with_old);
+    get(&wharf.url("/old/x"), &[("host", "old.test")]).await;
+    let before = scrape(&wharf, &[]).await;
+    assert!(before.contains("route=\"/old/\""), "{before}");
+    assert!(before.contains("upstream=\"legacy\""), "{before}");
+
+    wharf.rewrite("", &proxy_site(&[backend], false));
+    let reload = send(
+        &client(),
+        Method::POST,
+        &format!("http://{}/reload", wharf.admin),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(reload.status, 200, "{}", reload.text());
+    let after = scrape(&wharf, &[]).await;
+    assert!(!after.contains("route=\"/old/\""), "{after}");
+    assert!(!after.contains("upstream=\"legacy\""), "{after}");
+    assert!(!after.contains("site=\"old.test\""), "{after}");
+    assert!(
+        after.contains("route=\"/api/\""),
+        "kept routes keep their series"
+    );
+}

@@ -11,7 +11,7 @@
 //! instances, the process) is not duplicated here; `scrape.rs` reads it
 //! when Prometheus asks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -23,6 +23,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
+
+pub use super::totals::{Latency, Totals, TOTAL_BUCKETS_MS};
+use crate::config::{self, Config};
 
 /// Histogram buckets for request and upstream durations, in seconds.
 pub const DURATION_BUCKETS: [f64; 14] = [
@@ -85,6 +88,10 @@ pub struct Metrics {
     open_connections: AtomicU64,
     /// Recent latency per upstream server, kept across reloads.
     latency: Mutex<HashMap<(String, SocketAddr), Arc<Latency>>>,
+    /// Label sets handed out so far, so a reload can drop the series of
+    /// routes and upstreams it removed.
+    routes: Mutex<HashSet<RouteLabels>>,
+    upstreams: Mutex<HashSet<String>>,
 }
 
 /// The process-wide metrics.
@@ -116,6 +123,8 @@ fn new() -> Metrics {
         totals: Totals::default(),
         open_connections: AtomicU64::new(0),
         latency: Mutex::new(HashMap::new()),
+        routes: Mutex::new(HashSet::new()),
+        upstreams: Mutex::new(HashSet::new()),
     }
 }
 
@@ -222,6 +231,53 @@ impl Metrics {
         RequestGuard(())
     }
 
+    /// Drops the series of routes and upstreams `config` no longer has, so a
+    /// removed route does not report frozen numbers forever. Called when a
+    /// snapshot starts serving; handles still held by in-flight requests of
+    /// the old snapshot keep working, their numbers are just not exported.
+    pub fn retain(&self, config: &Config) {
+        let mut live: HashSet<RouteLabels> = HashSet::new();
+        live.insert(route_labels("", "", ""));
+        for site in &config.sites {
+            let site_label = super::request::site_label(&site.hosts);
+            live.insert(route_labels(&site_label, "", ""));
+            for route in &site.routes {
+                let upstream = match &route.action {
+                    config::Action::Proxy { upstream } => upstream.as_str(),
+                    _ => "",
+                };
+                live.insert(route_labels(&site_label, &route.path, upstream));
+            }
+        }
+        lock(&self.routes).retain(|labels| {
+            if live.contains(labels) {
+                return true;
+            }
+            for class in STATUS_CLASSES {
+                self.requests.remove(&RequestLabels {
+                    site: labels.site.clone(),
+                    route: labels.route.clone(),
+                    upstream: labels.upstream.clone(),
+                    status_class: class.to_string(),
+                });
+            }
+            self.request_duration.remove(labels);
+            false
+        });
+        lock(&self.upstreams).retain(|name| {
+            if config.upstreams.contains_key(name) {
+                return true;
+            }
+            let labels = UpstreamLabels {
+                upstream: name.clone(),
+            };
+            self.upstream_duration.remove(&labels);
+            self.retries.remove(&labels);
+            false
+        });
+        lock(&self.latency).retain(|(upstream, _), _| config.upstreams.contains_key(upstream));
+    }
+
     /// Recent latency of one upstream server, in milliseconds.
     pub fn server_latency_ms(&self, upstream: &str, addr: SocketAddr) -> Option<f64> {
         let map = lock(&self.latency);
@@ -275,11 +331,9 @@ impl RouteMetrics {
                 status_class: class.to_string(),
             })
         });
-        let duration = metrics.request_duration.get_or_create_owned(&RouteLabels {
-            site: site.to_string(),
-            route: route.to_string(),
-            upstream: upstream.to_string(),
-        });
+        let labels = route_labels(site, route, upstream);
+        let duration = metrics.request_duration.get_or_create_owned(&labels);
+        lock(&metrics.routes).insert(labels);
         RouteMetrics(Arc::new(RouteHandles { by_class, duration }))
     }
 
@@ -315,6 +369,7 @@ impl UpstreamMetrics {
                 .map(|addr| map.entry((upstream.to_string(), addr)).or_default().clone())
                 .collect()
         };
+        lock(&metrics.upstreams).insert(upstream.to_string());
         UpstreamMetrics {
             duration: metrics.upstream_duration.get_or_create_owned(&labels),
             retries: metrics.retries.get_or_create_owned(&labels),
@@ -335,64 +390,11 @@ impl UpstreamMetrics {
     }
 }
 
-/// An exponentially weighted moving average of response times, in
-/// microseconds (0 = nothing measured yet). Updates race benignly: a lost
-/// update only shifts the average a little.
-#[derive(Debug, Default)]
-pub struct Latency(AtomicU64);
-
-impl Latency {
-    fn update(&self, elapsed: Duration) {
-        let sample = u64::try_from(elapsed.as_micros())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        let old = self.0.load(Ordering::Relaxed);
-        let new = if old == 0 {
-            sample
-        } else {
-            // 80 % history, 20 % this sample.
-            (old.saturating_mul(4) / 5)
-                .saturating_add(sample / 5)
-                .max(1)
-        };
-        self.0.store(new, Ordering::Relaxed);
-    }
-
-    fn get_ms(&self) -> Option<f64> {
-        match self.0.load(Ordering::Relaxed) {
-            0 => None,
-            micros => Some(micros as f64 / 1000.0),
-        }
-    }
-}
-
-/// Upper bounds (milliseconds) of the latency buckets behind the status
-/// page's percentile; the last bucket is everything above.
-pub const TOTAL_BUCKETS_MS: [u64; 12] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000];
-
-/// Totals over all requests, for rates on the status page.
-#[derive(Debug, Default)]
-pub struct Totals {
-    pub requests: AtomicU64,
-    pub errors: AtomicU64,
-    pub duration_micros: AtomicU64,
-    pub buckets: [AtomicU64; TOTAL_BUCKETS_MS.len() + 1],
-}
-
-impl Totals {
-    fn record(&self, error: bool, elapsed: Duration) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        if error {
-            self.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        self.duration_micros.fetch_add(micros, Ordering::Relaxed);
-        let ms = micros / 1000;
-        let bucket = TOTAL_BUCKETS_MS
-            .iter()
-            .position(|bound| ms < *bound)
-            .unwrap_or(TOTAL_BUCKETS_MS.len());
-        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+fn route_labels(site: &str, route: &str, upstream: &str) -> RouteLabels {
+    RouteLabels {
+        site: site.to_string(),
+        route: route.to_string(),
+        upstream: upstream.to_string(),
     }
 }
 

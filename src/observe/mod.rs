@@ -15,4 +15,5 @@ pub mod request;
 pub mod scrape;
 pub mod sources;
 pub mod status;
+pub mod totals;
 pub mod trace;

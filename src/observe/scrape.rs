@@ -97,7 +97,7 @@ fn upstream_servers(server: &Server, registry: &mut Registry) {
         for member in &pool.members {
             let labels = ServerLabels {
                 upstream: pool.name.clone(),
-                server: member.authority.clone(),
+                server: member.authority.to_string(),
             };
             let state = &member.state;
             let breaker = *lock(&state.breaker);

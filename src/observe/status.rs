@@ -149,7 +149,7 @@ pub fn collect(server: &Server, history: &History) -> Status {
                 .members
                 .iter()
                 .map(|member| ServerStatus {
-                    address: member.authority.clone(),
+                    address: member.authority.to_string(),
                     backup: member.backup,
                     weight: member.weight,
                     latency_ms: metrics.server_latency_ms(&pool.name, member.addr),

@@ -105,7 +105,11 @@ async fn connect(
 
 /// Serial (hex) of the leaf certificate a connection got.
 fn serial(stream: &TlsStream<TcpStream>) -> String {
-    let leaf = &stream.get_ref().1.peer_certificates().expect("certificates")[0];
+    let leaf = &stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .expect("certificates")[0];
     let (_, cert) = x509_parser::parse_x509_certificate(leaf).expect("x509");
     cert.raw_serial_as_string()
 }
@@ -132,10 +136,12 @@ impl Https {
             .header("host", host)
             .body(Full::new(Bytes::new()))
             .expect("request");
-        let response = tokio::time::timeout(Duration::from_secs(10), self.sender.send_request(request))
-            .await
-            .expect("answer in time")
-            .expect("answer");
+        self.sender.ready().await.expect("connection still open");
+        let response =
+            tokio::time::timeout(Duration::from_secs(10), self.sender.send_request(request))
+                .await
+                .expect("answer in time")
+                .expect("answer");
         let (parts, body) = response.into_parts();
         support::Reply {
             status: parts.status,
@@ -146,7 +152,12 @@ impl Https {
 }
 
 /// One request on a new connection.
-async fn https_get(addr: SocketAddr, host: &str, path: &str, roots: &str) -> (support::Reply, String) {
+async fn https_get(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    roots: &str,
+) -> (support::Reply, String) {
     let mut connection = Https::open(addr, host, roots)
         .await
         .unwrap_or_else(|e| panic!("HTTPS to {host} at {addr}: {e}"));
@@ -213,7 +224,10 @@ fn require(binary: &str) -> PathBuf {
 fn wait_port(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not start on port {port}");
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start on port {port}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -290,7 +304,10 @@ impl Pebble {
             let log = self.log.clone();
             std::thread::spawn(move || {
                 use std::io::BufRead;
-                for line in std::io::BufReader::new(stream).lines().map_while(Result::ok) {
+                for line in std::io::BufReader::new(stream)
+                    .lines()
+                    .map_while(Result::ok)
+                {
                     log.lock().expect("log").push(line);
                 }
             });
@@ -365,7 +382,13 @@ fn wharf_with_pebble(
     let (http, https) = (free_port(), free_port());
     let pebble = Pebble::start(http, https, validity);
     let dir = tempfile::tempdir().expect("tempdir");
-    let text = config(dir.path(), http, https, sites, &pebble.tls(challenge, storage, extra));
+    let text = config(
+        dir.path(),
+        http,
+        https,
+        sites,
+        &pebble.tls(challenge, storage, extra),
+    );
     let wharf = Wharf::start_with_config(dir, &text);
     (wharf, pebble, http, https)
 }
@@ -398,7 +421,10 @@ async fn http01_certificates_are_issued_per_site_and_verify_against_pebbles_root
         started.elapsed()
     );
     for event in wharf.log_events("certificate obtained") {
-        eprintln!("http-01: {} issued in {} ms", event["hosts"], event["elapsed_ms"]);
+        eprintln!(
+            "http-01: {} issued in {} ms",
+            event["hosts"], event["elapsed_ms"]
+        );
     }
     let root = pebble.root().await;
     for (host, body) in [
@@ -409,19 +435,34 @@ async fn http01_certificates_are_issued_per_site_and_verify_against_pebbles_root
         let (reply, _) = https_get(https_addr(https), host, "/hello", &root).await;
         assert_eq!(reply.status, StatusCode::OK, "{host}");
         assert_eq!(reply.text(), body, "{host}");
-        assert_eq!(reply.header("strict-transport-security"), Some("max-age=31536000"));
+        assert_eq!(
+            reply.header("strict-transport-security"),
+            Some("max-age=31536000")
+        );
     }
     // One certificate per site, with its exact hosts as names.
-    let a = connect(https_addr(https), "www.a.wharf.test", &root, &[]).await.expect("tls");
-    let b = connect(https_addr(https), "b.wharf.test", &root, &[]).await.expect("tls");
+    let a = connect(https_addr(https), "www.a.wharf.test", &root, &[])
+        .await
+        .expect("tls");
+    let b = connect(https_addr(https), "b.wharf.test", &root, &[])
+        .await
+        .expect("tls");
     assert_ne!(serial(&a), serial(&b));
     // A wildcard host has no certificate under ACME: that handshake fails.
-    assert!(connect(https_addr(https), "x.b.wharf.test", &root, &[]).await.is_err());
+    assert!(connect(https_addr(https), "x.b.wharf.test", &root, &[])
+        .await
+        .is_err());
     // Files are private.
     use std::os::unix::fs::PermissionsExt;
     let stored = walk(storage.path());
-    assert!(stored.iter().any(|p| p.ends_with("account.json")), "{stored:?}");
-    assert!(stored.iter().any(|p| p.ends_with("a.wharf.test.key")), "{stored:?}");
+    assert!(
+        stored.iter().any(|p| p.ends_with("account.json")),
+        "{stored:?}"
+    );
+    assert!(
+        stored.iter().any(|p| p.ends_with("a.wharf.test.key")),
+        "{stored:?}"
+    );
     for path in stored {
         let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
         assert_eq!(mode & 0o077, 0, "{} is readable by others", path.display());
@@ -451,4 +492,479 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_alpn01_certificate_is_issued_in_the_handshake() {
+    let storage = tempfile::tempdir().expect("tempdir");
+    let sites = site(&["alpn.wharf.test", "www.alpn.wharf.test"], "alpn site");
+    let (wharf, pebble, http, https) =
+        wharf_with_pebble(&sites, "tls-alpn-01", storage.path(), "", None);
+    // HTTP serves the site while the certificate is being ordered.
+    let reply = support::get(
+        &format!("http://127.0.0.1:{http}/"),
+        &[("host", "alpn.wharf.test")],
+    )
+    .await;
+    assert!(
+        reply.status == StatusCode::OK || reply.status == StatusCode::PERMANENT_REDIRECT,
+        "{}",
+        reply.status
+    );
+    let took = wait_for_log(&wharf, "certificate obtained", 1, Duration::from_secs(60)).await;
+    let event = &wharf.log_events("certificate obtained")[0];
+    eprintln!(
+        "tls-alpn-01: issued in {} ms ({took:?} after start)",
+        event["elapsed_ms"]
+    );
+    let root = pebble.root().await;
+    for host in ["alpn.wharf.test", "www.alpn.wharf.test"] {
+        let (reply, _) = https_get(https_addr(https), host, "/", &root).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.text(), "alpn site");
+    }
+    // HTTP/2 by ALPN on the same listener.
+    let tls = connect(
+        https_addr(https),
+        "alpn.wharf.test",
+        &root,
+        &[b"h2", b"http/1.1"],
+    )
+    .await
+    .expect("tls");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    // Validation went over TLS-ALPN-01, never HTTP.
+    assert_eq!(pebble.count("http-01"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewal_is_served_live_while_a_keep_alive_connection_keeps_working() {
+    let storage = tempfile::tempdir().expect("tempdir");
+    let sites = site(&["renew.wharf.test"], "renewing");
+    // 40 s certificates renewed when less than 30 s remain: due 10 s in.
+    let (wharf, pebble, _, https) = wharf_with_pebble(
+        &sites,
+        "http-01",
+        storage.path(),
+        "renew_before = \"30s\"",
+        Some(Duration::from_secs(40)),
+    );
+    wait_for_log(&wharf, "certificate obtained", 1, Duration::from_secs(60)).await;
+    let root = pebble.root().await;
+    let mut kept = Https::open(https_addr(https), "renew.wharf.test", &root)
+        .await
+        .expect("connect");
+    let first = kept.serial.clone();
+    // Requests keep flowing on one connection across the swap.
+    let mut sent = 0;
+    let started = Instant::now();
+    while wharf.log_events("certificate renewed").is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "no renewal; logs:\n{}",
+            wharf.logs.lock().expect("logs").join("\n")
+        );
+        let reply = kept.get("renew.wharf.test", "/").await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.text(), "renewing");
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let event = &wharf.log_events("certificate renewed")[0];
+    eprintln!(
+        "renewal: done in {} ms, {:?} after the keep-alive connection opened ({sent} requests on it so far)",
+        event["elapsed_ms"],
+        started.elapsed()
+    );
+    // The old connection carries on with its certificate...
+    for _ in 0..3 {
+        let reply = kept.get("renew.wharf.test", "/").await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    assert_eq!(kept.serial, first);
+    // ...while new connections get the new one, no restart.
+    let (reply, second) = https_get(https_addr(https), "renew.wharf.test", "/", &root).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_ne!(
+        second, first,
+        "a new handshake gets the renewed certificate"
+    );
+    assert_eq!(wharf.log_events("config reloaded").len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ca_down_at_renewal_keeps_the_old_certificate_and_renews_once_it_is_back() {
+    let storage = tempfile::tempdir().expect("tempdir");
+    let sites = site(&["down.wharf.test"], "still here");
+    let (wharf, mut pebble, _, https) = wharf_with_pebble(
+        &sites,
+        "http-01",
+        storage.path(),
+        "renew_before = \"30s\"",
+        Some(Duration::from_secs(40)),
+    );
+    wait_for_log(&wharf, "certificate obtained", 1, Duration::from_secs(60)).await;
+    let old_root = pebble.root().await;
+    let (_, first) = https_get(https_addr(https), "down.wharf.test", "/", &old_root).await;
+
+    pebble.stop();
+    let failed = "certificate renewal failed; the current certificate keeps serving";
+    wait_for_log(&wharf, failed, 1, Duration::from_secs(40)).await;
+    // Stay down a while: retries back off instead of hammering the CA.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let failures = wharf.log_events(failed);
+    eprintln!(
+        "CA down: {} failed attempts in ~6 s: retry_in_ms {:?}",
+        failures.len(),
+        failures
+            .iter()
+            .map(|e| e["retry_in_ms"].clone())
+            .collect::<Vec<_>>()
+    );
+    assert!(failures.len() <= 5, "{} attempts in 6 s", failures.len());
+    assert!(failures
+        .iter()
+        .all(|e| e["error"].as_str().is_some_and(|s| !s.is_empty())));
+    let (reply, during) = https_get(https_addr(https), "down.wharf.test", "/", &old_root).await;
+    assert_eq!(reply.text(), "still here");
+    assert_eq!(during, first, "the old certificate keeps being served");
+
+    // Pebble comes back (with a new root and no memory of the account).
+    let back = Instant::now();
+    pebble.launch();
+    wait_for_log(&wharf, "certificate renewed", 1, Duration::from_secs(30)).await;
+    eprintln!(
+        "CA back: renewed {:?} after Pebble restarted",
+        back.elapsed()
+    );
+    let new_root = pebble.root().await;
+    let (reply, after) = https_get(https_addr(https), "down.wharf.test", "/", &new_root).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_ne!(after, first);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_reuses_the_stored_account_and_certificate_without_a_new_order() {
+    let storage = tempfile::tempdir().expect("tempdir");
+    let sites = site(&["again.wharf.test"], "again");
+    let (http, https) = (free_port(), free_port());
+    let pebble = Pebble::start(http, https, None);
+    let tls = pebble.tls("http-01", storage.path(), "");
+    let text = config(storage.path(), http, https, &sites, &tls);
+    let first = Wharf::start_with_config(tempfile::tempdir().expect("tempdir"), &text);
+    wait_for_log(&first, "certificate obtained", 1, Duration::from_secs(60)).await;
+    let root = pebble.root().await;
+    let (_, before) = https_get(https_addr(https), "again.wharf.test", "/", &root).await;
+    let account = walk(storage.path())
+        .into_iter()
+        .find(|p| p.ends_with("account.json"))
+        .expect("stored account");
+    let account_text = std::fs::read_to_string(&account).expect("read");
+    let (orders, accounts) = (pebble.count("/order-plz"), pebble.count("/sign-me-up"));
+    assert!(
+        orders >= 1 && accounts >= 1,
+        "pebble log: {:?}",
+        pebble.log.lock().expect("log")
+    );
+    drop(first);
+
+    let second = Wharf::start_with_config(tempfile::tempdir().expect("tempdir"), &text);
+    wait_for_log(
+        &second,
+        "using the stored certificate",
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
+    let (reply, after) = https_get(https_addr(https), "again.wharf.test", "/", &root).await;
+    assert_eq!(reply.text(), "again");
+    assert_eq!(after, before, "the stored certificate is served");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(pebble.count("/order-plz"), orders, "no new order");
+    assert_eq!(pebble.count("/sign-me-up"), accounts, "no new account");
+    assert_eq!(
+        std::fs::read_to_string(&account).expect("read"),
+        account_text
+    );
+    assert!(second.log_events("certificate obtained").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_fails_the_handshake_cleanly_until_issued_while_http_keeps_working() {
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ca.pem"), &ca.pem).expect("write");
+    let (http, https) = (free_port(), free_port());
+    // An ACME server that is not there: no certificate for a long while.
+    let tls = format!(
+        "mode = \"acme\"\ndirectory = \"https://127.0.0.1:{}/dir\"\ndirectory_ca = \"{}\"\nstorage = \"{}\"\nhsts = \"max-age=60\"\n",
+        free_port(),
+        dir.path().join("ca.pem").display(),
+        dir.path().join("storage").display()
+    );
+    let text = config(
+        dir.path(),
+        http,
+        https,
+        &site(&["wait.wharf.test"], "plain"),
+        &tls,
+    );
+    let wharf = Wharf::start_with_config(tempfile::tempdir().expect("tempdir"), &text);
+    wait_for_log(
+        &wharf,
+        "certificate order failed; HTTPS for these hosts fails until it succeeds",
+        1,
+        Duration::from_secs(20),
+    )
+    .await;
+    let error = connect(https_addr(https), "wait.wharf.test", &ca.pem, &[])
+        .await
+        .expect_err("no certificate yet");
+    eprintln!("handshake before issue: {error}");
+    // HTTP is served, not redirected to an HTTPS that cannot answer yet.
+    let reply = support::get(
+        &format!("http://127.0.0.1:{http}/page?x=1"),
+        &[("host", "wait.wharf.test")],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.text(), "plain");
+    assert!(reply.header("strict-transport-security").is_none());
+}
+
+/// A wharf with `mode = "internal"` and its local CA (PEM).
+fn internal_wharf(sites: &str, extra: &str) -> (Wharf, tempfile::TempDir, u16, u16, String) {
+    let storage = tempfile::tempdir().expect("tempdir");
+    let (http, https) = (free_port(), free_port());
+    let tls = format!(
+        "mode = \"internal\"\nstorage = \"{}\"\n{extra}\n",
+        storage.path().display()
+    );
+    let text = config(storage.path(), http, https, sites, &tls);
+    let wharf = Wharf::start_with_config(tempfile::tempdir().expect("tempdir"), &text);
+    let ca = std::fs::read_to_string(storage.path().join("internal/ca.pem")).expect("local CA");
+    (wharf, storage, http, https, ca)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_mode_certificates_verify_against_the_local_ca() {
+    let sites = format!(
+        "{}{}",
+        site(&["app.internal.test", "*.apps.internal.test"], "internal"),
+        site(&["other.internal.test"], "other")
+    );
+    let (wharf, storage, _, https, ca) = internal_wharf(&sites, "");
+    // `wharf run` says where the CA is, so users can trust it.
+    let ca_path = storage.path().join("internal/ca.pem");
+    assert!(
+        wharf.logs_contain(&format!("signed by the local CA {}", ca_path.display())),
+        "{:?}",
+        wharf.logs.lock().expect("logs")
+    );
+    for (host, body) in [
+        ("app.internal.test", "internal"),
+        ("x.apps.internal.test", "internal"),
+        ("other.internal.test", "other"),
+    ] {
+        let (reply, _) = https_get(https_addr(https), host, "/", &ca).await;
+        assert_eq!(reply.status, StatusCode::OK, "{host}");
+        assert_eq!(reply.text(), body, "{host}");
+    }
+    // Another CA does not vouch for it.
+    let stranger = TestCa::new();
+    assert!(
+        connect(https_addr(https), "app.internal.test", &stranger.pem, &[])
+            .await
+            .is_err()
+    );
+    // The CA key is private and reused on restart.
+    use std::os::unix::fs::PermissionsExt;
+    let key = storage.path().join("internal/ca.key");
+    let mode = std::fs::metadata(&key)
+        .expect("ca.key")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let text = std::fs::read_to_string(&wharf.config_path).expect("config");
+    drop(wharf);
+    let again = Wharf::start_with_config(tempfile::tempdir().expect("tempdir"), &text);
+    let (reply, _) = https_get(https_addr(https), "app.internal.test", "/", &ca).await;
+    assert_eq!(reply.status, StatusCode::OK, "same CA after a restart");
+    drop(again);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_redirects_to_https_keeping_path_and_query_but_not_the_challenge_path() {
+    let sites = format!(
+        "{}[[site]]\nhosts = [\"10.1.2.3\"]\n[[site.route]]\npath = \"/\"\nrespond = \"by ip\"\n",
+        site(&["r.internal.test"], "app")
+    );
+    let (_wharf, _storage, http, https, ca) =
+        internal_wharf(&sites, "hsts = \"max-age=31536000; includeSubDomains\"");
+    let url = |path: &str| format!("http://127.0.0.1:{http}{path}");
+    for path in ["/", "/a/b?x=1&y=%20z", "/deep/path/?"] {
+        let reply = support::get(&url(path), &[("host", "r.internal.test")]).await;
+        assert_eq!(reply.status, StatusCode::PERMANENT_REDIRECT, "{path}");
+        assert_eq!(
+            reply.header("location"),
+            Some(format!("https://r.internal.test:{https}{path}").as_str()),
+        );
+        assert!(
+            reply.header("strict-transport-security").is_none(),
+            "no HSTS over HTTP"
+        );
+    }
+    // The ACME challenge path is never redirected (an unknown token is
+    // routed as usual).
+    let reply = support::get(
+        &url("/.well-known/acme-challenge/some-token"),
+        &[("host", "r.internal.test")],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.text(), "app");
+    // A host without a certificate stays on HTTP.
+    let reply = support::get(&url("/"), &[("host", "10.1.2.3")]).await;
+    assert_eq!(reply.text(), "by ip");
+    // HTTPS answers with HSTS.
+    let (reply, _) = https_get(https_addr(https), "r.internal.test", "/a/b?x=1", &ca).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.header("strict-transport-security"),
+        Some("max-age=31536000; includeSubDomains")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_http_false_keeps_serving_http() {
+    let (_wharf, _storage, http, _, _) = internal_wharf(
+        &site(&["stay.internal.test"], "stay"),
+        "redirect_http = false",
+    );
+    let reply = support::get(
+        &format!("http://127.0.0.1:{http}/x"),
+        &[("host", "stay.internal.test")],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.text(), "stay");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_mode_reloads_the_pair_and_keeps_the_old_one_when_the_new_is_bad() {
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = (dir.path().join("site.pem"), dir.path().join("site.key"));
+    let write_pair = |pair: &(String, String)| {
+        std::fs::write(&cert, &pair.0).expect("write");
+        std::fs::write(&key, &pair.1).expect("write");
+    };
+    write_pair(&ca.issue(&["files.test", "www.files.test"]));
+    let (http, https) = (free_port(), free_port());
+    let tls = format!(
+        "mode = \"files\"\ncert = \"{}\"\nkey = \"{}\"\n",
+        cert.display(),
+        key.display()
+    );
+    let text = config(
+        dir.path(),
+        http,
+        https,
+        &site(&["files.test", "www.files.test"], "files"),
+        &tls,
+    );
+    let wharf = Wharf::start_with_config(tempfile::tempdir().expect("tempdir"), &text);
+    let (reply, first) = https_get(https_addr(https), "files.test", "/", &ca.pem).await;
+    assert_eq!(reply.text(), "files");
+    let mut kept = Https::open(https_addr(https), "www.files.test", &ca.pem)
+        .await
+        .expect("open");
+
+    // A new pair, then SIGHUP: served at once, no restart.
+    write_pair(&ca.issue(&["files.test", "www.files.test"]));
+    wharf.signal("HUP");
+    wait_for_log(&wharf, "config reloaded", 1, Duration::from_secs(10)).await;
+    let (_, second) = https_get(https_addr(https), "files.test", "/", &ca.pem).await;
+    assert_ne!(second, first, "the new pair is served");
+    assert_eq!(kept.get("www.files.test", "/").await.status, StatusCode::OK);
+
+    // A key that does not match: the reload is rejected, the old pair serves.
+    let other = ca.issue(&["files.test"]);
+    std::fs::write(&key, &other.1).expect("write");
+    wharf.signal("HUP");
+    wait_for_log(
+        &wharf,
+        "config reload rejected; the previous config keeps serving",
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(wharf.logs_contain("does not belong to the certificate"));
+    let (reply, third) = https_get(https_addr(https), "files.test", "/", &ca.pem).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(third, second, "the old pair keeps serving");
+    // Garbage in the certificate file: rejected the same way.
+    std::fs::write(&cert, "not a certificate").expect("write");
+    wharf.signal("HUP");
+    wait_for_log(
+        &wharf,
+        "config reload rejected; the previous config keeps serving",
+        2,
+        Duration::from_secs(10),
+    )
+    .await;
+    let (_, fourth) = https_get(https_addr(https), "files.test", "/", &ca.pem).await;
+    assert_eq!(fourth, second);
+}
+
+#[test]
+fn check_reports_every_tls_problem_with_its_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new();
+    let (cert, _) = ca.issue(&["c.test"]);
+    let (_, wrong_key) = ca.issue(&["c.test"]);
+    std::fs::write(dir.path().join("c.pem"), cert).expect("write");
+    std::fs::write(dir.path().join("c.key"), wrong_key).expect("write");
+    std::fs::write(dir.path().join("file"), "").expect("write");
+    let run = |text: &str| {
+        let path = dir.path().join("wharf.toml");
+        std::fs::write(&path, text).expect("write");
+        let out = Command::new(support::WHARF)
+            .args(["check", "-c"])
+            .arg(&path)
+            .output()
+            .expect("wharf check");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let head =
+        "[server]\nlisten = [\"127.0.0.1:8080\"]\nhttps = [\"127.0.0.1:8443\"]\nadmin = \"off\"\n";
+    let (ok, out) = run(&format!(
+        "{head}[tls]\nmode = \"files\"\ncert = \"c.pem\"\nkey = \"c.key\"\n"
+    ));
+    assert!(!ok);
+    assert!(
+        out.contains("wharf.toml:7:8: tls.cert:")
+            && out.contains("does not belong to the certificate"),
+        "{out}"
+    );
+    let (ok, out) = run(&format!(
+        "{head}[tls]\nmode = \"acme\"\nemail = \"ops at example.com\"\nstorage = \"file/state\"\ndirectory_ca = \"nope.pem\"\n"
+    ));
+    assert!(!ok);
+    for needle in [
+        ":7:9: tls.email: \"ops at example.com\" is not an email address",
+        ":8:11: tls.storage:",
+        "is not writable",
+        ":9:16: tls.directory_ca: cannot read",
+    ] {
+        assert!(out.contains(needle), "{needle} not in:\n{out}");
+    }
+    let (ok, out) = run(&format!(
+        "{head}[tls]\nmode = \"internal\"\nstorage = \"state\"\n"
+    ));
+    assert!(ok, "{out}");
+    assert!(out.contains("is valid"), "{out}");
 }

@@ -51,7 +51,10 @@ pub(crate) fn tls(ctx: &mut Ctx, entry: Option<Entry>, server: &Server) -> Tls {
             None => {}
         }
     }
-    let mode_span = mode.as_ref().map(|e| e.span.clone()).unwrap_or(fields.span.clone());
+    let mode_span = mode
+        .as_ref()
+        .map(|e| e.span.clone())
+        .unwrap_or(fields.span.clone());
     if let Some(e) = fields.get("email") {
         if let Some(email) = ctx.string(&e) {
             if is_email(&email) {
@@ -132,7 +135,8 @@ pub(crate) fn tls(ctx: &mut Ctx, entry: Option<Entry>, server: &Server) -> Tls {
                 tls.hsts = Some(value);
             } else {
                 let message = format!("{value:?} is not a Strict-Transport-Security value");
-                let fix = "write e.g. \"max-age=31536000\" or \"max-age=31536000; includeSubDomains\"";
+                let fix =
+                    "write e.g. \"max-age=31536000\" or \"max-age=31536000; includeSubDomains\"";
                 ctx.error(&e.span, &e.key, message, Some(fix.into()));
             }
         }
@@ -166,7 +170,10 @@ fn check_mode(
     if tls.mode == TlsMode::Files {
         for name in ["cert", "key"] {
             if fields.get(name).is_none() {
-                let fix = format!("add {name} = \"/path/to/site.{}\"", if name == "cert" { "pem" } else { "key" });
+                let fix = format!(
+                    "add {name} = \"/path/to/site.{}\"",
+                    if name == "cert" { "pem" } else { "key" }
+                );
                 let message = format!("mode = \"files\" needs tls.{name}");
                 ctx.error(mode_span, &fields.key(name), message, Some(fix));
             }
@@ -174,14 +181,22 @@ fn check_mode(
         if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
             if let Err(error) = crate::tls::load_files(cert, key) {
                 let e = fields.get("cert").expect("cert was read");
-                let fix = "give the certificate chain (leaf first) and the private key that signed it";
-                ctx.error(&e.span, &e.key, error.to_string(), Some(fix.into()));
+                let message = match error {
+                    crate::tls::TlsError::Files(message) => message,
+                    other => other.to_string(),
+                };
+                let fix =
+                    "give the certificate chain (leaf first) and the private key that signed it";
+                ctx.error(&e.span, &e.key, message, Some(fix.into()));
             }
         }
     } else {
         for name in ["cert", "key"] {
             if let Some(e) = fields.get(name) {
-                let message = format!("is only used with mode = \"files\" (mode is {:?})", mode_name(tls.mode));
+                let message = format!(
+                    "is only used with mode = \"files\" (mode is {:?})",
+                    mode_name(tls.mode)
+                );
                 let fix = "remove it, or set mode = \"files\"";
                 ctx.error(&e.key_span, &e.key, message, Some(fix.into()));
             }
@@ -189,9 +204,13 @@ fn check_mode(
         let storage = crate::tls::storage::Storage::new(&tls.storage);
         if let Err(error) = storage.check_writable() {
             let e = fields.get("storage");
-            let span = e.as_ref().map(|e| e.span.clone()).unwrap_or(mode_span.clone());
+            let span = e
+                .as_ref()
+                .map(|e| e.span.clone())
+                .unwrap_or(mode_span.clone());
             let message = format!("{} is not writable: {error}", tls.storage.display());
-            let fix = "create it and give wharf's user write access, or point tls.storage elsewhere";
+            let fix =
+                "create it and give wharf's user write access, or point tls.storage elsewhere";
             ctx.error(&span, &fields.key("storage"), message, Some(fix.into()));
         }
     }
@@ -235,8 +254,10 @@ fn is_email(text: &str) -> bool {
     };
     let clean = |s: &str| {
         !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_graphic() && !matches!(c, '@' | ',' | '<' | '>' | '"' | '(' | ')' | ';' | ':'))
+            && s.chars().all(|c| {
+                c.is_ascii_graphic()
+                    && !matches!(c, '@' | ',' | '<' | '>' | '"' | '(' | ')' | ';' | ':')
+            })
     };
     clean(local)
         && clean(domain)
@@ -264,7 +285,15 @@ mod tests {
     fn emails_are_checked_for_shape() {
         assert!(is_email("ops@example.com"));
         assert!(is_email("first.last+tag@sub.example.org"));
-        for bad in ["ops", "@example.com", "ops@", "ops@example", "mailto:ops@example.com", "a b@example.com", "a@b@c.com"] {
+        for bad in [
+            "ops",
+            "@example.com",
+            "ops@",
+            "ops@example",
+            "mailto:ops@example.com",
+            "a b@example.com",
+            "a@b@c.com",
+        ] {
             assert!(!is_email(bad), "{bad}");
         }
     }
@@ -284,8 +313,14 @@ mod tests {
         assert_eq!(config.tls.mode, TlsMode::Acme);
         assert_eq!(config.tls.challenge, Challenge::TlsAlpn01);
         assert_eq!(config.tls.storage, dir.path().join("state"));
-        assert_eq!(config.tls.renew_before, Some(std::time::Duration::from_secs(20 * 86400)));
-        assert!(dir.path().join("state").is_dir(), "storage is created when checked");
+        assert_eq!(
+            config.tls.renew_before,
+            Some(std::time::Duration::from_secs(20 * 86400))
+        );
+        assert!(
+            dir.path().join("state").is_dir(),
+            "storage is created when checked"
+        );
         let rendered = config.render_redacted();
         let again = parse(&rendered, dir.path()).unwrap_or_else(|e| panic!("{e}\n{rendered}"));
         assert_eq!(again.tls, config.tls);
@@ -316,7 +351,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let text = "[server]\nlisten = [\"127.0.0.1:8080\"]\nhttps = [\"127.0.0.1:8443\"]\n";
         let errors = parse(text, dir.path()).expect_err("rejected");
-        assert!(errors.contains("server.https needs certificates"), "{errors}");
+        assert!(
+            errors.contains("server.https needs certificates"),
+            "{errors}"
+        );
     }
 
     #[test]
@@ -329,13 +367,19 @@ mod tests {
         let text = "[server]\nlisten = [\"127.0.0.1:8080\"]\nhttps = [\"127.0.0.1:8443\"]\n\
                     [tls]\nmode = \"files\"\ncert = \"a.pem\"\nkey = \"b.key\"\n";
         let errors = parse(text, dir.path()).expect_err("rejected");
-        assert!(errors.contains("does not belong to the certificate"), "{errors}");
+        assert!(
+            errors.contains("does not belong to the certificate"),
+            "{errors}"
+        );
 
         std::fs::write(dir.path().join("file"), "").expect("write");
         let text = "[server]\nlisten = [\"127.0.0.1:8080\"]\nhttps = [\"127.0.0.1:8443\"]\n\
                     [tls]\nmode = \"internal\"\nstorage = \"file/sub\"\n";
         let errors = parse(text, dir.path()).expect_err("rejected");
-        assert!(errors.contains("tls.storage:") && errors.contains("is not writable"), "{errors}");
+        assert!(
+            errors.contains("tls.storage:") && errors.contains("is not writable"),
+            "{errors}"
+        );
     }
 
     #[test]

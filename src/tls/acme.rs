@@ -165,8 +165,8 @@ impl Client {
 
     fn store(&self, credentials: &AccountCredentials) -> Result<(), TlsError> {
         let path = self.dir.join("account.json");
-        let text = serde_json::to_vec_pretty(credentials)
-            .map_err(|e| TlsError::Account(e.to_string()))?;
+        let text =
+            serde_json::to_vec_pretty(credentials).map_err(|e| TlsError::Account(e.to_string()))?;
         storage::write_atomic(&path, &text).map_err(|e| TlsError::Storage { path, source: e })
     }
 
@@ -192,9 +192,9 @@ impl Client {
                 Challenge::Http01 => ChallengeType::Http01,
                 Challenge::TlsAlpn01 => ChallengeType::TlsAlpn01,
             };
-            let mut challenge = authorization.challenge(kind.clone()).ok_or_else(|| {
-                TlsError::Order(format!("the CA offers no {kind:?} challenge"))
-            })?;
+            let mut challenge = authorization
+                .challenge(kind.clone())
+                .ok_or_else(|| TlsError::Order(format!("the CA offers no {kind:?} challenge")))?;
             let key_authorization = challenge.key_authorization();
             let host = challenge.identifier().to_string();
             match self.challenge {

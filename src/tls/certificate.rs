@@ -165,7 +165,9 @@ mod tests {
         let parsed = Certificate::from_pem(&cert, &key).expect("parses");
         assert_eq!(parsed.info.names, vec!["a.test", "b.test"]);
         assert_eq!(parsed.info.host, "a.test");
-        assert!(parsed.info.covers_exactly(&["b.test".into(), "A.test".into()]));
+        assert!(parsed
+            .info
+            .covers_exactly(&["b.test".into(), "A.test".into()]));
         assert!(parsed.info.not_after > SystemTime::now());
     }
 

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 use time::OffsetDateTime;
 
@@ -114,7 +114,6 @@ impl LocalCa {
             .signed_by(&key, &self.issuer)
             .map_err(|e| TlsError::Ca(e.to_string()))?;
         let chain = format!("{}{}", cert.pem(), self.ca_pem);
-        Certificate::from_pem(&chain, &key.serialize_pem())
-            .map_err(|e| TlsError::Ca(e.to_string()))
+        Certificate::from_pem(&chain, &key.serialize_pem()).map_err(|e| TlsError::Ca(e.to_string()))
     }
 }

@@ -102,11 +102,8 @@ impl Manager {
             .unwrap_or_else(|_| unreachable!("ring supports TLS 1.2 and 1.3"))
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(resolver));
-        server_config.alpn_protocols = vec![
-            b"h2".to_vec(),
-            b"http/1.1".to_vec(),
-            ACME_TLS_ALPN.to_vec(),
-        ];
+        server_config.alpn_protocols =
+            vec![b"h2".to_vec(), b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
         Manager {
             store,
             challenges,
@@ -339,9 +336,8 @@ pub fn load_files(cert: &std::path::Path, key: &std::path::Path) -> Result<Certi
             .map_err(|e| TlsError::Files(format!("cannot read {}: {e}", path.display())))
     };
     let (chain, key_pem) = (read(cert)?, read(key)?);
-    Certificate::from_pem(&chain, &key_pem).map_err(|e| {
-        TlsError::Files(format!("{} and {}: {e}", cert.display(), key.display()))
-    })
+    Certificate::from_pem(&chain, &key_pem)
+        .map_err(|e| TlsError::Files(format!("{} and {}: {e}", cert.display(), key.display())))
 }
 
 /// One certificate per site: its exact hosts (ACME cannot validate

@@ -69,7 +69,10 @@ pub struct Item {
 pub fn due_at(info: &CertificateInfo, renew_before: Option<Duration>) -> SystemTime {
     let lifetime = info.lifetime();
     let before = renew_before.unwrap_or(lifetime / 3);
-    let due = info.not_after.checked_sub(before).unwrap_or(info.not_before);
+    let due = info
+        .not_after
+        .checked_sub(before)
+        .unwrap_or(info.not_before);
     due.max(info.not_before + lifetime / 10)
 }
 

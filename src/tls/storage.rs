@@ -44,7 +44,9 @@ impl Storage {
     /// Checks that wharf can create files here, creating the directory.
     pub fn check_writable(&self) -> std::io::Result<()> {
         create_dir(&self.root)?;
-        let probe = self.root.join(format!(".wharf-probe-{}", std::process::id()));
+        let probe = self
+            .root
+            .join(format!(".wharf-probe-{}", std::process::id()));
         write_atomic(&probe, b"")?;
         fs::remove_file(&probe)
     }
@@ -52,7 +54,10 @@ impl Storage {
 
 /// Creates `dir` (and parents) with mode 0700.
 pub fn create_dir(dir: &Path) -> std::io::Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// Writes `bytes` to `path` atomically, readable by the owner only.

@@ -968,3 +968,47 @@ fn check_reports_every_tls_problem_with_its_position() {
     assert!(ok, "{out}");
     assert!(out.contains("is valid"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_orders_only_the_new_sites_certificate_and_keeps_serving_the_others() {
+    let storage = tempfile::tempdir().expect("tempdir");
+    let (http, https) = (free_port(), free_port());
+    let pebble = Pebble::start(http, https, None);
+    let tls = pebble.tls("http-01", storage.path(), "");
+    let one = site(&["one.wharf.test"], "one");
+    let text = config(storage.path(), http, https, &one, &tls);
+    let wharf = Wharf::start_with_config(tempfile::tempdir().expect("tempdir"), &text);
+    wait_for_log(&wharf, "certificate obtained", 1, Duration::from_secs(60)).await;
+    let root = pebble.root().await;
+    let (_, before) = https_get(https_addr(https), "one.wharf.test", "/", &root).await;
+    let orders = pebble.count("/order-plz");
+
+    let two = format!("{one}{}", site(&["two.wharf.test"], "two"));
+    std::fs::write(
+        &wharf.config_path,
+        config(storage.path(), http, https, &two, &tls),
+    )
+    .expect("rewrite");
+    wharf.signal("HUP");
+    wait_for_log(&wharf, "config reloaded", 1, Duration::from_secs(10)).await;
+    wait_for_log(&wharf, "certificate obtained", 2, Duration::from_secs(60)).await;
+    let (reply, _) = https_get(https_addr(https), "two.wharf.test", "/", &root).await;
+    assert_eq!(reply.text(), "two");
+    let (_, after) = https_get(https_addr(https), "one.wharf.test", "/", &root).await;
+    assert_eq!(after, before, "the unchanged site keeps its certificate");
+    assert_eq!(pebble.count("/order-plz"), orders + 1, "one new order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_requests_reach_the_app_as_https() {
+    let echo = support::echo().await;
+    let sites = format!(
+        "[[site]]\nhosts = [\"proxy.internal.test\"]\n[[site.route]]\npath = \"/\"\nupstream = \"app\"\n\n\
+         [upstream.app]\nservers = [\"{echo}\"]\n"
+    );
+    let (_wharf, _storage, _, https, ca) = internal_wharf(&sites, "");
+    let (reply, _) = https_get(https_addr(https), "proxy.internal.test", "/who", &ca).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let json = reply.json();
+    assert_eq!(json["headers"]["x-forwarded-proto"], "https", "{json}");
+}

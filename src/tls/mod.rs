@@ -229,7 +229,8 @@ impl Manager {
                     self.store.install(&item.id, Arc::new(certificate));
                 }
                 None => {
-                    self.store.remove(&item.id);
+                    // A certificate served before for other names keeps
+                    // serving until the new one arrives.
                     // The local CA signs in microseconds: have the
                     // certificate before the listeners accept.
                     if let Issuer::Internal(ca) = &issuer {

@@ -107,7 +107,12 @@ pub async fn run(item: Item, issuer: Issuer, store: Arc<Store>, renew_before: Op
     loop {
         let current = store.get(&item.id);
         let now = SystemTime::now();
-        if let Some(current) = &current {
+        // A certificate for other names (the site's hosts changed) keeps
+        // serving the names it has while the new one is ordered.
+        let covers = current
+            .as_ref()
+            .is_some_and(|c| c.info.covers_exactly(&item.names));
+        if let Some(current) = current.as_ref().filter(|_| covers) {
             let due = due_at(&current.info, renew_before);
             if let Ok(wait) = due.duration_since(now) {
                 if !wait.is_zero() {

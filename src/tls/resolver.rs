@@ -48,13 +48,6 @@ impl Store {
         });
     }
 
-    /// Stops serving item `id`.
-    pub fn remove(&self, id: &str) {
-        self.update(|items| {
-            items.remove(id);
-        });
-    }
-
     /// Keeps only the items `keep` says yes to.
     pub fn retain(&self, keep: impl Fn(&str) -> bool) {
         self.update(|items| items.retain(|id, _| keep(id)));

@@ -641,6 +641,15 @@ async fn ca_down_at_renewal_keeps_the_old_certificate_and_renews_once_it_is_back
     let (reply, after) = https_get(https_addr(https), "down.wharf.test", "/", &new_root).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_ne!(after, first);
+    // The new Pebble did not know the account: its key was registered again.
+    assert_eq!(
+        wharf
+            .log_events(
+                "the ACME server does not know the stored account; registering its key again"
+            )
+            .len(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -799,7 +808,7 @@ async fn http_redirects_to_https_keeping_path_and_query_but_not_the_challenge_pa
         "{}[[site]]\nhosts = [\"10.1.2.3\"]\n[[site.route]]\npath = \"/\"\nrespond = \"by ip\"\n",
         site(&["r.internal.test"], "app")
     );
-    let (_wharf, _storage, http, https, ca) =
+    let (_wharf, storage, http, https, ca) =
         internal_wharf(&sites, "hsts = \"max-age=31536000; includeSubDomains\"");
     let url = |path: &str| format!("http://127.0.0.1:{http}{path}");
     for path in ["/", "/a/b?x=1&y=%20z", "/deep/path/?"] {
@@ -826,6 +835,16 @@ async fn http_redirects_to_https_keeping_path_and_query_but_not_the_challenge_pa
     // A host without a certificate stays on HTTP.
     let reply = support::get(&url("/"), &[("host", "10.1.2.3")]).await;
     assert_eq!(reply.text(), "by ip");
+    // Redirects are in the access log like any response.
+    let logged = support::eventually(Duration::from_secs(5), || {
+        std::fs::read_to_string(storage.path().join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .any(|v| v["http"]["response"]["status_code"] == 308 && v["url"]["path"] == "/a/b")
+    })
+    .await;
+    assert!(logged, "the redirect is in the access log");
     // HTTPS answers with HSTS.
     let (reply, _) = https_get(https_addr(https), "r.internal.test", "/a/b?x=1", &ca).await;
     assert_eq!(reply.status, StatusCode::OK);

@@ -112,21 +112,22 @@ fn now_ms() -> u64 {
 }
 
 /// HTTPS around `handle`: on plain HTTP, ACME challenges and the redirect
-/// to HTTPS come first; on HTTPS, HSTS is added.
+/// to HTTPS are answered instead of routing (still logged and counted like
+/// any response); on HTTPS, HSTS is added.
 async fn route(
     req: Request<Incoming>,
     peer: SocketAddr,
     scheme: &'static str,
     server: Arc<Server>,
 ) -> Response<Body> {
-    if scheme == "http" {
-        if let Some(response) = tls::intercept(&req, &server.tls) {
-            return response;
-        }
-        return handle(req, peer, scheme, server.snapshot()).await;
+    let early = match scheme {
+        "http" => tls::intercept(&req, &server.tls),
+        _ => None,
+    };
+    let mut response = handle(req, peer, scheme, early, server.snapshot()).await;
+    if scheme == "https" {
+        tls::secure(&mut response, &server.tls);
     }
-    let mut response = handle(req, peer, scheme, server.snapshot()).await;
-    tls::secure(&mut response, &server.tls);
     response
 }
 
@@ -137,6 +138,7 @@ async fn handle(
     mut req: Request<Incoming>,
     peer: SocketAddr,
     scheme: &'static str,
+    early: Option<Response<Body>>,
     snapshot: Arc<Snapshot>,
 ) -> Response<Body> {
     let start = Instant::now();
@@ -185,14 +187,15 @@ async fn handle(
         log: entry.map(|entry| (snapshot.access.clone(), entry)),
     };
 
-    let response = match site.and_then(|index| snapshot.sites.get(index)) {
-        Some(service) => match service.clone().oneshot(req).await {
+    let response = match (early, site.and_then(|index| snapshot.sites.get(index))) {
+        (Some(response), _) => response,
+        (None, Some(service)) => match service.clone().oneshot(req).await {
             Ok(response) => response.map(body::boxed),
             Err(never) => match never {},
         },
         // No site claims this host: like nginx's default server without a
         // match, answer 404 rather than guess.
-        None => response::status(StatusCode::NOT_FOUND),
+        (None, None) => response::status(StatusCode::NOT_FOUND),
     };
     request::finish(response, started, &snapshot.unrouted)
 }

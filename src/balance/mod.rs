@@ -32,8 +32,9 @@ use state::ServerState;
 pub struct Member {
     pub state: Arc<ServerState>,
     pub addr: SocketAddr,
-    /// `addr` pre-rendered for URIs, so requests don't format it.
-    pub authority: String,
+    /// `addr` pre-parsed for URIs, so requests neither format nor parse it
+    /// (cloning it shares its bytes).
+    pub authority: http::uri::Authority,
     pub weight: u32,
     pub backup: bool,
     /// For app instances: false while the process is down, starting or
@@ -119,7 +120,7 @@ impl Pool {
                 Member {
                     state,
                     addr,
-                    authority: addr.to_string(),
+                    authority: authority(addr),
                     weight: weight.max(1),
                     backup,
                     serving,
@@ -464,4 +465,11 @@ mod tests {
             ));
         }
     }
+}
+
+/// `addr` as a URI authority.
+pub fn authority(addr: SocketAddr) -> http::uri::Authority {
+    // A socket address always renders as a valid authority.
+    http::uri::Authority::try_from(addr.to_string().as_str())
+        .unwrap_or_else(|_| http::uri::Authority::from_static("127.0.0.1"))
 }

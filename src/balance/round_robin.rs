@@ -96,7 +96,7 @@ pub(super) mod tests {
                 Member {
                     state: Arc::new(ServerState::new("app", addr, Health::Up)),
                     addr,
-                    authority: addr.to_string(),
+                    authority: crate::balance::authority(addr),
                     weight,
                     backup: false,
                     serving: None,

@@ -173,9 +173,17 @@ pub fn dispatch(cli: Cli) -> ExitCode {
 /// core), e.g. `WHARF_WORKERS=1` to compare with single-worker nginx or
 /// HAProxy in bench/.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    let workers = workers_from_env()?;
+    // One worker: a single-threaded scheduler, like one nginx worker. It
+    // skips the work-stealing machinery (atomics, cross-thread wakeups)
+    // that buys nothing on one core.
+    let mut builder = if workers == Some(1) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
     builder.enable_all().thread_name("wharf");
-    if let Some(workers) = workers_from_env()? {
+    if let Some(workers) = workers.filter(|&w| w > 1) {
         builder.worker_threads(workers);
     }
     Ok(builder.build()?)

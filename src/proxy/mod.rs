@@ -124,8 +124,8 @@ pub async fn forward(
     let path = parts
         .uri
         .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_string();
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
     let method = parts.method.clone();
     let idempotent = matches!(
         method,
@@ -163,7 +163,12 @@ pub async fn forward(
         let member = &pool.members[index];
         let in_flight = member.state.start_request();
 
-        let uri = match Uri::try_from(format!("http://{}{}", member.authority, path)) {
+        let uri = match Uri::builder()
+            .scheme(http::uri::Scheme::HTTP)
+            .authority(member.authority.clone())
+            .path_and_query(path.clone())
+            .build()
+        {
             Ok(uri) => uri,
             Err(_) => return response::status(StatusCode::BAD_REQUEST),
         };

@@ -930,6 +930,31 @@ async fn status_page_in_chromium_shows_every_server_and_a_killed_backend_turns_r
     browser
         .screenshot(&artifacts().join("status-page-down.png"))
         .await;
+
+    // With admin_token, the page takes the token from #token= and keeps it
+    // out of the address bar.
+    let token = "page-token-0123456789abcdef";
+    let guarded = Wharf::start(
+        &format!("admin_token = \"{token}\""),
+        &proxy_site(&[two.addr], false),
+    );
+    browser
+        .open(&format!("http://{}/#token={token}", guarded.admin))
+        .await;
+    let mut live = Value::Null;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        live = browser
+            .script("return [document.getElementById('conn').textContent, document.querySelectorAll('#upstreams tr.server').length, location.href];")
+            .await;
+        if live[0] == "live" && live[1] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(live[0], "live", "{live}");
+    assert_eq!(live[1], 1, "{live}");
+    assert!(!live[2].as_str().unwrap_or("").contains(token), "{live}");
     println!(
         "status page: killed backend red after {took:?}; screenshots in {}",
         artifacts().display()

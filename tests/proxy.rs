@@ -257,3 +257,36 @@ async fn a_200_mib_upload_and_download_stream_through_with_low_memory() {
         "wharf held the body in memory: peak RSS {peak_mib} MiB"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_kept_alive_and_reused() {
+    let backend = echo().await;
+    let wharf = Wharf::start("", &proxy_to(backend, ""));
+    let client = client();
+    let mut peers = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let reply = send(&client, Method::GET, &wharf.url("/reuse"), &[], b"").await;
+        assert_eq!(reply.status, 200);
+        peers.insert(
+            reply.json()["peer"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    // Sequential requests share one upstream connection.
+    assert_eq!(peers.len(), 1, "upstream connections: {peers:?}");
+    // HEAD and 204-style empty bodies give the connection back too.
+    for _ in 0..5 {
+        let reply = send(&client, Method::HEAD, &wharf.url("/reuse"), &[], b"").await;
+        assert_eq!(reply.status, 200);
+    }
+    let reply = send(&client, Method::GET, &wharf.url("/reuse"), &[], b"").await;
+    peers.insert(
+        reply.json()["peer"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    );
+    assert_eq!(peers.len(), 1, "upstream connections: {peers:?}");
+}

@@ -33,6 +33,8 @@ pub struct ServerState {
     pub(crate) passive: Mutex<super::passive::Window>,
     pub(crate) breaker: Mutex<super::breaker::Breaker>,
     pub(crate) counters: Counters,
+    /// Idle keep-alive connections to this server.
+    pub connections: crate::proxy::pool::Idle,
 }
 
 /// Totals since wharf started, for metrics.
@@ -57,6 +59,7 @@ impl ServerState {
             passive: Mutex::new(super::passive::Window::default()),
             breaker: Mutex::new(super::breaker::Breaker::default()),
             counters: Counters::default(),
+            connections: crate::proxy::pool::Idle::default(),
         }
     }
 

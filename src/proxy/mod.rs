@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod headers;
+pub mod pool;
 mod upgrade;
 
 use std::net::{IpAddr, SocketAddr};
@@ -69,10 +70,10 @@ impl Payload {
 
 /// How one attempt ended.
 enum Attempt {
-    Answered(Response<Incoming>),
+    Answered(Response<Incoming>, pool::Lease),
     /// The connection could not be made: nothing was sent.
-    ConnectFailed(hyper_util::client::legacy::Error),
-    Failed(hyper_util::client::legacy::Error),
+    ConnectFailed(pool::SendError),
+    Failed(pool::SendError),
     TimedOut,
 }
 
@@ -163,15 +164,8 @@ pub async fn forward(
         let member = &pool.members[index];
         let in_flight = member.state.start_request();
 
-        let uri = match Uri::builder()
-            .scheme(http::uri::Scheme::HTTP)
-            .authority(member.authority.clone())
-            .path_and_query(path.clone())
-            .build()
-        {
-            Ok(uri) => uri,
-            Err(_) => return response::status(StatusCode::BAD_REQUEST),
-        };
+        // Origin-form target: the connection already names the server.
+        let uri = Uri::from(path.clone());
         let may_retry_later = payload.replayable() && attempt < retries;
         let mut request = Request::new(payload.take(max_body_size));
         *request.method_mut() = method.clone();
@@ -184,13 +178,18 @@ pub async fn forward(
         };
 
         let sent = std::time::Instant::now();
+        if !request.headers().contains_key(header::HOST) {
+            if let Ok(value) = HeaderValue::from_str(member.authority.as_str()) {
+                request.headers_mut().insert(header::HOST, value);
+            }
+        }
         let outcome = match tokio::time::timeout(
             pool.settings.response_timeout,
-            pool.client.request(request),
+            pool::send(&member.state, request, pool.settings.connect_timeout),
         )
         .await
         {
-            Ok(Ok(response)) => Attempt::Answered(response),
+            Ok(Ok((response, lease))) => Attempt::Answered(response, lease),
             Ok(Err(error)) if error.is_connect() => Attempt::ConnectFailed(error),
             Ok(Err(error)) => Attempt::Failed(error),
             Err(_) => Attempt::TimedOut,
@@ -200,7 +199,7 @@ pub async fn forward(
         // sent (connect failed), or the method is idempotent; and the body
         // is held, not streamed.
         let (success, safe_to_retry) = match &outcome {
-            Attempt::Answered(response) => {
+            Attempt::Answered(response, _) => {
                 let status = response.status().as_u16();
                 (status < 500, idempotent && matches!(status, 502..=504))
             }
@@ -209,7 +208,7 @@ pub async fn forward(
             Attempt::TimedOut => (false, idempotent),
         };
         pool.record(index, success);
-        if let Attempt::Answered(_) = &outcome {
+        if let Attempt::Answered(..) = &outcome {
             pool.metrics.answered(index, sent.elapsed());
         }
         let retry = !success
@@ -237,8 +236,8 @@ pub async fn forward(
             continue;
         }
 
-        let mut upstream_response = match outcome {
-            Attempt::Answered(response) => response,
+        let (mut upstream_response, lease) = match outcome {
+            Attempt::Answered(response, lease) => (response, lease),
             Attempt::ConnectFailed(error) | Attempt::Failed(error) => {
                 if caused_by_body_limit(&error) {
                     return response::status(StatusCode::PAYLOAD_TOO_LARGE);
@@ -284,10 +283,16 @@ pub async fn forward(
             }
             _ => {}
         }
-        // The server counts as busy until its response body is done.
+        // The server counts as busy until its response body is done; then
+        // the connection goes back to the pool.
         let response = upstream_response.map(|incoming| {
+            let mut lease = Some(lease);
+            if incoming.is_end_stream() {
+                lease.take().map(pool::Lease::release);
+            }
             body::boxed(Tracked {
                 inner: incoming,
+                lease,
                 _in_flight: in_flight,
             })
         });
@@ -316,6 +321,7 @@ pin_project_lite::pin_project! {
     struct Tracked {
         #[pin]
         inner: Incoming,
+        lease: Option<pool::Lease>,
         _in_flight: InFlight,
     }
 }
@@ -328,7 +334,19 @@ impl http_body::Body for Tracked {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, hyper::Error>>> {
-        self.project().inner.poll_frame(cx)
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
+        let ended = match &polled {
+            std::task::Poll::Ready(None) => true,
+            std::task::Poll::Ready(Some(Ok(_))) => this.inner.is_end_stream(),
+            _ => false,
+        };
+        if ended {
+            if let Some(lease) = this.lease.take() {
+                lease.release();
+            }
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

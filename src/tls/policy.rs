@@ -75,3 +75,93 @@ pub fn secure(response: &mut Response<Body>, manager: &Manager) {
             .insert(header::STRICT_TRANSPORT_SECURITY, value.clone());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::tls::Certificate;
+
+    fn manager(https_port: u16, hsts: Option<&'static str>) -> Manager {
+        let manager = Manager::new();
+        let names = vec!["a.test".to_string(), "*.w.test".to_string()];
+        let generated = rcgen::generate_simple_self_signed(names).expect("generate");
+        let cert = Certificate::from_pem(
+            &generated.cert.pem(),
+            &generated.signing_key.serialize_pem(),
+        )
+        .expect("pair");
+        manager.store.install("a.test", Arc::new(cert));
+        manager.policy.store(Arc::new(Policy {
+            active: true,
+            redirect_http: true,
+            hsts: hsts.map(HeaderValue::from_static),
+            https_port,
+        }));
+        manager
+    }
+
+    fn request(host: &str, target: &str) -> Request<()> {
+        Request::get(target)
+            .header("host", host)
+            .body(())
+            .expect("request")
+    }
+
+    fn location(response: &Response<Body>) -> &str {
+        response.headers()[header::LOCATION]
+            .to_str()
+            .expect("ascii")
+    }
+
+    #[test]
+    fn redirects_keep_path_and_query_and_name_the_port_unless_443() {
+        let on_443 = manager(443, None);
+        let response = intercept(&request("a.test:80", "/p/q?x=1&y"), &on_443).expect("redirect");
+        assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
+        assert_eq!(location(&response), "https://a.test/p/q?x=1&y");
+        let on_8443 = manager(8443, None);
+        let response = intercept(&request("sub.w.test", "/"), &on_8443).expect("redirect");
+        assert_eq!(location(&response), "https://sub.w.test:8443/");
+    }
+
+    #[test]
+    fn hosts_without_a_certificate_and_the_challenge_path_are_left_alone() {
+        let manager = manager(443, None);
+        assert!(intercept(&request("other.test", "/"), &manager).is_none());
+        assert!(intercept(&request("10.0.0.1", "/"), &manager).is_none());
+        let unknown = request("a.test", "/.well-known/acme-challenge/unknown");
+        assert!(
+            intercept(&unknown, &manager).is_none(),
+            "routed, not redirected"
+        );
+        manager.challenges.set_http("tok", "tok.thumb");
+        let known = request("a.test", "/.well-known/acme-challenge/tok");
+        let response = intercept(&known, &manager).expect("answer");
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn no_redirect_when_turned_off_and_hsts_only_when_set() {
+        let manager = manager(443, Some("max-age=60"));
+        let mut response = Response::new(body::empty());
+        secure(&mut response, &manager);
+        assert_eq!(
+            response.headers()[header::STRICT_TRANSPORT_SECURITY],
+            "max-age=60"
+        );
+        manager.policy.store(Arc::new(Policy {
+            redirect_http: false,
+            ..Policy::clone(&manager.policy())
+        }));
+        assert!(intercept(&request("a.test", "/"), &manager).is_none());
+        let plain = self::manager(443, None);
+        let mut response = Response::new(body::empty());
+        secure(&mut response, &plain);
+        assert!(response
+            .headers()
+            .get(header::STRICT_TRANSPORT_SECURITY)
+            .is_none());
+    }
+}

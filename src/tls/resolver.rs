@@ -179,3 +179,46 @@ impl ResolvesServerCert for Resolver {
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn certificate(names: &[&str]) -> Arc<Certificate> {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let generated = rcgen::generate_simple_self_signed(names).expect("generate");
+        let pair = Certificate::from_pem(
+            &generated.cert.pem(),
+            &generated.signing_key.serialize_pem(),
+        );
+        Arc::new(pair.expect("pair"))
+    }
+
+    #[test]
+    fn names_match_exactly_then_by_one_wildcard_level() {
+        let store = Store::default();
+        store.install("a.test", certificate(&["a.test", "*.w.test"]));
+        assert!(store.has("a.test"));
+        assert!(
+            store.has("A.Test."),
+            "case and a trailing dot do not matter"
+        );
+        assert!(store.has("x.w.test"));
+        assert!(!store.has("y.x.w.test"), "a wildcard covers one label");
+        assert!(!store.has("w.test"));
+        assert!(!store.has("b.test"));
+    }
+
+    #[test]
+    fn the_files_pair_answers_every_name_and_items_come_and_go() {
+        let store = Store::default();
+        store.install("a.test", certificate(&["a.test"]));
+        store.install("", certificate(&["files.test"]));
+        assert!(store.has("anything.example"));
+        store.retain(|id| id == "a.test");
+        assert!(!store.has("anything.example"));
+        assert!(store.has("a.test"));
+        assert_eq!(store.infos().len(), 1);
+        assert_eq!(store.infos()[0].host, "a.test");
+    }
+}

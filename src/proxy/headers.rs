@@ -31,6 +31,14 @@ pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 /// `Upgrade` is removed too; the caller puts it back for upgrade requests.
 /// `TE: trailers` is kept, since gRPC needs it end to end.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most requests carry none of these: one pass over the names is
+    // cheaper than nine hashed removals.
+    let present = headers
+        .keys()
+        .any(|name| HOP_BY_HOP.contains(name) || name == header::UPGRADE);
+    if !present {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -68,6 +76,8 @@ pub struct Forwarding<'a> {
     pub scheme: &'static str,
     /// The Host the client asked for.
     pub host: Option<&'a HeaderValue>,
+    /// `peer` rendered as a header value once per connection.
+    pub peer_header: &'a HeaderValue,
 }
 
 /// Sets `X-Forwarded-For`, `X-Real-IP`, `X-Forwarded-Proto` and
@@ -76,26 +86,30 @@ pub struct Forwarding<'a> {
 /// chain is extended and its proto/host are kept. `client_ip` is the address
 /// wharf believes is the real client (see [`client_ip`]).
 pub fn set_forwarded(headers: &mut HeaderMap, fwd: Forwarding<'_>, client_ip: IpAddr) {
-    let peer = fwd.peer.to_string();
-    let xff = if fwd.peer_trusted {
-        let previous: Vec<&str> = headers
+    let previous: Vec<&str> = if fwd.peer_trusted {
+        headers
             .get_all(&X_FORWARDED_FOR)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .collect();
-        if previous.is_empty() {
-            peer
-        } else {
-            format!("{}, {}", previous.join(", "), peer)
-        }
+            .collect()
     } else {
-        peer
+        Vec::new()
     };
-    headers.remove(&X_FORWARDED_FOR);
-    if let Ok(value) = HeaderValue::from_str(&xff) {
+    let xff = if previous.is_empty() {
+        Some(fwd.peer_header.clone())
+    } else {
+        let peer = fwd.peer.to_string();
+        HeaderValue::from_str(&format!("{}, {}", previous.join(", "), peer)).ok()
+    };
+    if let Some(value) = xff {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
-    if let Ok(value) = HeaderValue::from_str(&client_ip.to_string()) {
+    let real_ip = if client_ip == fwd.peer {
+        Some(fwd.peer_header.clone())
+    } else {
+        HeaderValue::from_str(&client_ip.to_string()).ok()
+    };
+    if let Some(value) = real_ip {
         headers.insert(X_REAL_IP.clone(), value);
     }
     if !(fwd.peer_trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
@@ -192,11 +206,13 @@ mod tests {
         ]);
         let peer: IpAddr = "203.0.113.9".parse().expect("ip");
         let host = HeaderValue::from_static("example.com");
+        let peer_header = HeaderValue::from_static("203.0.113.9");
         let fwd = Forwarding {
             peer,
             peer_trusted: false,
             scheme: "http",
             host: Some(&host),
+            peer_header: &peer_header,
         };
         let client = client_ip(&map, peer, |_| false);
         set_forwarded(&mut map, fwd, client);
@@ -216,11 +232,13 @@ mod tests {
         let trusted = |ip: IpAddr| matches!(ip, IpAddr::V4(v4) if v4.octets()[0] == 10);
         let client = client_ip(&map, peer, trusted);
         assert_eq!(client, "198.51.100.7".parse::<IpAddr>().expect("ip"));
+        let peer_header = HeaderValue::from_static("10.0.0.1");
         let fwd = Forwarding {
             peer,
             peer_trusted: true,
             scheme: "http",
             host: None,
+            peer_header: &peer_header,
         };
         set_forwarded(&mut map, fwd, client);
         assert_eq!(map["x-forwarded-for"], "198.51.100.7, 10.0.0.2, 10.0.0.1");

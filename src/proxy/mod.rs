@@ -27,7 +27,7 @@ use crate::response;
 
 /// Facts about the client connection, put in each request's extensions by
 /// the server.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ClientInfo {
     pub peer: SocketAddr,
     /// The real client: `peer`, or taken from `X-Forwarded-For` when the
@@ -35,6 +35,8 @@ pub struct ClientInfo {
     pub client_ip: IpAddr,
     pub peer_trusted: bool,
     pub scheme: &'static str,
+    /// `peer`'s IP as a header value, rendered once per connection.
+    pub peer_header: HeaderValue,
 }
 
 /// Which upstream server answered; put in response extensions for the
@@ -88,7 +90,7 @@ pub async fn forward(
     if declared_length.is_some_and(|len| len > max_body_size) {
         return response::status(StatusCode::PAYLOAD_TOO_LARGE);
     }
-    let Some(info) = req.extensions().get::<ClientInfo>().copied() else {
+    let Some(info) = req.extensions().get::<ClientInfo>().cloned() else {
         tracing::error!("request reached the proxy without client info");
         return response::status(StatusCode::INTERNAL_SERVER_ERROR);
     };
@@ -110,6 +112,7 @@ pub async fn forward(
             peer_trusted: info.peer_trusted,
             scheme: info.scheme,
             host: host.as_ref(),
+            peer_header: &info.peer_header,
         },
         info.client_ip,
     );

@@ -60,9 +60,15 @@ where
         activity: activity.clone(),
     });
     let service_server = server.clone();
+    // Rendered once per connection, not per request.
+    let peer_header = http::HeaderValue::from_str(&peer.ip().to_string())
+        .unwrap_or_else(|_| http::HeaderValue::from_static("unknown"));
     let service = hyper::service::service_fn(move |req| {
         let server = service_server.clone();
-        async move { Ok::<_, std::convert::Infallible>(route(req, peer, scheme, server).await) }
+        let peer_header = peer_header.clone();
+        async move {
+            Ok::<_, std::convert::Infallible>(route(req, peer, peer_header, scheme, server).await)
+        }
     });
     let connection = snapshot
         .connection
@@ -117,6 +123,7 @@ fn now_ms() -> u64 {
 async fn route(
     req: Request<Incoming>,
     peer: SocketAddr,
+    peer_header: http::HeaderValue,
     scheme: &'static str,
     server: Arc<Server>,
 ) -> Response<Body> {
@@ -124,7 +131,7 @@ async fn route(
         "http" => tls::intercept(&req, &server.tls),
         _ => None,
     };
-    let mut response = handle(req, peer, scheme, early, server.snapshot()).await;
+    let mut response = handle(req, peer, peer_header, scheme, early, server.snapshot()).await;
     if scheme == "https" {
         tls::secure(&mut response, &server.tls);
     }
@@ -137,6 +144,7 @@ async fn route(
 async fn handle(
     mut req: Request<Incoming>,
     peer: SocketAddr,
+    peer_header: http::HeaderValue,
     scheme: &'static str,
     early: Option<Response<Body>>,
     snapshot: Arc<Snapshot>,
@@ -151,6 +159,7 @@ async fn handle(
         client_ip,
         peer_trusted,
         scheme,
+        peer_header,
     });
     // An absolute-form target (and HTTP/2's :authority) wins over Host
     // (RFC 9112 3.2.2).

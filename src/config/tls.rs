@@ -118,7 +118,7 @@ pub(crate) fn tls(ctx: &mut Ctx, entry: Option<Entry>, server: &Server) -> Tls {
                 let fix = "write a directory, e.g. \"/var/lib/wharf\"";
                 ctx.error(&e.span, &e.key, "is empty".into(), Some(fix.into()));
             } else {
-                tls.storage = ctx.base_dir.join(text);
+                tls.storage = clean(&ctx.base_dir.join(text));
             }
         }
     }
@@ -235,7 +235,7 @@ fn mode_name(mode: TlsMode) -> &'static str {
 fn readable_file(ctx: &mut Ctx, fields: &Fields, name: &str) -> Option<PathBuf> {
     let e = fields.get(name)?;
     let text = ctx.string(&e)?;
-    let path = ctx.base_dir.join(&text);
+    let path = clean(&ctx.base_dir.join(&text));
     match std::fs::File::open(&path) {
         Ok(_) => Some(path),
         Err(error) => {
@@ -245,6 +245,11 @@ fn readable_file(ctx: &mut Ctx, fields: &Fields, name: &str) -> Option<PathBuf> 
             None
         }
     }
+}
+
+/// `dir/./file` → `dir/file`, so messages and `--print` show clean paths.
+fn clean(path: &std::path::Path) -> PathBuf {
+    path.components().collect()
 }
 
 /// `local@domain.tld`, with nothing that would break a `mailto:` URI.

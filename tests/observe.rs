@@ -1121,3 +1121,34 @@ async fn a_reload_drops_the_series_of_removed_routes_and_upstreams() {
         "kept routes keep their series"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_before_the_answer_is_counted_as_499() {
+    use tokio::io::AsyncWriteExt;
+    let backend = echo().await;
+    let wharf = Wharf::start("", &proxy_site(&[backend], false));
+    let mut stream = tokio::net::TcpStream::connect(wharf.addr)
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET /api/slow?sleep=3000 HTTP/1.1\r\nhost: example.com\r\n\r\n")
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(stream);
+
+    let mut lines = Vec::new();
+    let logged = eventually(Duration::from_secs(5), || {
+        lines = wharf.access_log();
+        lines
+            .iter()
+            .any(|l| l["http"]["response"]["status_code"] == 499)
+    })
+    .await;
+    assert!(logged, "no 499 line: {lines:?}");
+    let metrics = scrape(&wharf, &[]).await;
+    let aborted =
+        "wharf_requests_total{site=\"example.com\",route=\"\",upstream=\"\",status_class=\"4xx\"}";
+    assert_eq!(sample(&metrics, aborted), Some(1.0), "{metrics}");
+    assert_eq!(sample(&metrics, "wharf_requests_in_flight "), Some(0.0));
+}

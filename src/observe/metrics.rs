@@ -228,7 +228,7 @@ impl Metrics {
     /// Counts a request as in flight until the guard drops.
     pub fn request_started(&self) -> RequestGuard {
         self.in_flight.inc();
-        RequestGuard(())
+        RequestGuard(true)
     }
 
     /// Drops the series of routes and upstreams `config` no longer has, so a
@@ -298,11 +298,24 @@ impl Drop for ConnectionGuard {
 
 /// Decrements the in-flight gauge when the response is finished.
 #[derive(Debug)]
-pub struct RequestGuard(());
+pub struct RequestGuard(bool);
+
+impl RequestGuard {
+    /// A guard that counts nothing (its request moved to another guard).
+    pub fn disarmed() -> RequestGuard {
+        RequestGuard(false)
+    }
+
+    pub fn is_armed(&self) -> bool {
+        self.0
+    }
+}
 
 impl Drop for RequestGuard {
     fn drop(&mut self) {
-        global().in_flight.dec();
+        if self.0 {
+            global().in_flight.dec();
+        }
     }
 }
 

@@ -45,7 +45,8 @@ impl Unrouted {
         }
     }
 
-    fn get(&self, site: Option<usize>) -> &RouteMetrics {
+    /// The handles for requests of `site` (None: no site) no route answered.
+    pub fn get(&self, site: Option<usize>) -> &RouteMetrics {
         site.and_then(|index| self.sites.get(index))
             .unwrap_or(&self.no_site)
     }
@@ -59,33 +60,52 @@ pub fn site_label(hosts: &[HostPattern]) -> String {
         .map_or_else(|| "*".to_string(), |host| String::from(host.clone()))
 }
 
-/// Everything `finish` needs besides the response.
+/// What is known about a request before it is answered. If it is dropped
+/// without reaching `finish` (the client closed the connection or reset
+/// the stream while wharf waited for the answer), the request is recorded
+/// as status 499, as nginx logs it, under `fallback`.
 pub struct Started {
     pub start: Instant,
     pub in_flight: RequestGuard,
     pub ids: Ids,
-    /// The site the host chose, if any.
-    pub site: Option<usize>,
+    /// Where the request is counted when no route answers it: its site's
+    /// `route=""` series, or the `site=""` one (`Unrouted::get`).
+    pub fallback: RouteMetrics,
     /// The access log and its entry, when the access log is on.
     pub log: Option<(Arc<AccessLog>, Entry)>,
 }
 
+/// The status recorded for a request whose client left before the answer.
+pub const CLIENT_CLOSED: u16 = 499;
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if !self.in_flight.is_armed() {
+            return; // finished normally
+        }
+        self.fallback.record(CLIENT_CLOSED, self.start.elapsed());
+        if let Some((log, entry)) = self.log.take() {
+            let outcome = Outcome {
+                status: CLIENT_CLOSED,
+                upstream: None,
+            };
+            access::write(&log, &entry, &outcome, 0);
+        }
+    }
+}
+
 /// Adds `X-Request-Id` and wraps the body so the request is recorded when
 /// the response ends.
-pub fn finish(
-    mut response: Response<Body>,
-    started: Started,
-    unrouted: &Unrouted,
-) -> Response<Body> {
+pub fn finish(mut response: Response<Body>, mut started: Started) -> Response<Body> {
     let route = match response.extensions_mut().remove::<RouteMetrics>() {
         Some(route) => route,
-        None => unrouted.get(started.site).clone(),
+        None => started.fallback.clone(),
     };
     response
         .headers_mut()
         .insert(X_REQUEST_ID.clone(), started.ids.request_id.clone());
     let status = response.status().as_u16();
-    let log = started.log.map(|(log, entry)| {
+    let log = started.log.take().map(|(log, entry)| {
         let outcome = Outcome {
             status,
             upstream: response.extensions().get::<UpstreamUsed>().map(|u| u.0),
@@ -96,7 +116,8 @@ pub fn finish(
         start: started.start,
         route,
         status,
-        _in_flight: started.in_flight,
+        // Disarms `started`: from here on the body records the request.
+        _in_flight: std::mem::replace(&mut started.in_flight, RequestGuard::disarmed()),
         log,
         bytes: 0,
     };

@@ -192,7 +192,7 @@ async fn handle(
         start,
         in_flight,
         ids,
-        site,
+        fallback: snapshot.unrouted.get(site).clone(),
         log: entry.map(|entry| (snapshot.access.clone(), entry)),
     };
 
@@ -206,7 +206,7 @@ async fn handle(
         // match, answer 404 rather than guess.
         (None, None) => response::status(StatusCode::NOT_FOUND),
     };
-    request::finish(response, started, &snapshot.unrouted)
+    request::finish(response, started)
 }
 
 /// The address a connection arrived on, TLS or not.

@@ -1050,3 +1050,36 @@ async fn https_requests_reach_the_app_as_https() {
     let json = reply.json();
     assert_eq!(json["headers"]["x-forwarded-proto"], "https", "{json}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_from_the_local_ca_to_acme_on_reload_orders_at_once_and_serves_meanwhile() {
+    let storage = tempfile::tempdir().expect("tempdir");
+    let (http, https) = (free_port(), free_port());
+    let pebble = Pebble::start(http, https, None);
+    let sites = site(&["switch.wharf.test"], "switch");
+    let internal = format!(
+        "mode = \"internal\"\nstorage = \"{}\"\n",
+        storage.path().display()
+    );
+    let wharf = Wharf::start_with_config(
+        tempfile::tempdir().expect("tempdir"),
+        &config(storage.path(), http, https, &sites, &internal),
+    );
+    let local_ca =
+        std::fs::read_to_string(storage.path().join("internal/ca.pem")).expect("local CA");
+    let (reply, _) = https_get(https_addr(https), "switch.wharf.test", "/", &local_ca).await;
+    assert_eq!(reply.status, StatusCode::OK);
+
+    let acme = pebble.tls("tls-alpn-01", storage.path(), "");
+    std::fs::write(
+        &wharf.config_path,
+        config(storage.path(), http, https, &sites, &acme),
+    )
+    .expect("rewrite");
+    wharf.signal("HUP");
+    wait_for_log(&wharf, "config reloaded", 1, Duration::from_secs(10)).await;
+    wait_for_log(&wharf, "certificate obtained", 1, Duration::from_secs(60)).await;
+    let root = pebble.root().await;
+    let (reply, _) = https_get(https_addr(https), "switch.wharf.test", "/", &root).await;
+    assert_eq!(reply.text(), "switch");
+}

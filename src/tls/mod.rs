@@ -219,6 +219,7 @@ impl Manager {
             if tasks.contains_key(&key) {
                 continue;
             }
+            let mut replace = false;
             match renewal::stored(&issuer, item) {
                 Some(certificate) => {
                     tracing::info!(
@@ -237,6 +238,8 @@ impl Manager {
                         let certificate = ca.issue(&item.names)?;
                         let _ = storage::save_pair(&issuer.dir(), &item.id, &certificate);
                         self.store.install(&item.id, Arc::new(certificate));
+                    } else {
+                        replace = true;
                     }
                 }
             }
@@ -245,6 +248,7 @@ impl Manager {
                 issuer.clone(),
                 self.store.clone(),
                 tls.renew_before,
+                replace,
             ));
             tasks.insert(
                 key,

@@ -100,8 +100,17 @@ pub fn stored(issuer: &Issuer, item: &Item) -> Option<Certificate> {
     usable.then_some(certificate)
 }
 
-/// Keeps `item` served until the task is aborted.
-pub async fn run(item: Item, issuer: Issuer, store: Arc<Store>, renew_before: Option<Duration>) {
+/// Keeps `item` served until the task is aborted. `replace` says that
+/// what the store serves for it now came from elsewhere (another issuer,
+/// directory or host list): it keeps serving until this issuer's
+/// certificate arrives, but is not renewed as if it were ours.
+pub async fn run(
+    item: Item,
+    issuer: Issuer,
+    store: Arc<Store>,
+    renew_before: Option<Duration>,
+    mut replace: bool,
+) {
     let hosts = item.names.join(",");
     let mut failures = 0u32;
     loop {
@@ -109,9 +118,10 @@ pub async fn run(item: Item, issuer: Issuer, store: Arc<Store>, renew_before: Op
         let now = SystemTime::now();
         // A certificate for other names (the site's hosts changed) keeps
         // serving the names it has while the new one is ordered.
-        let covers = current
-            .as_ref()
-            .is_some_and(|c| c.info.covers_exactly(&item.names));
+        let covers = !replace
+            && current
+                .as_ref()
+                .is_some_and(|c| c.info.covers_exactly(&item.names));
         if let Some(current) = current.as_ref().filter(|_| covers) {
             let due = due_at(&current.info, renew_before);
             if let Ok(wait) = due.duration_since(now) {
@@ -132,6 +142,8 @@ pub async fn run(item: Item, issuer: Issuer, store: Arc<Store>, renew_before: Op
         match result {
             Ok(certificate) => {
                 failures = 0;
+                let renewed = current.is_some() && !replace;
+                replace = false;
                 let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 if let Err(error) = storage::save_pair(&issuer.dir(), &item.id, &certificate) {
                     tracing::error!(hosts = %hosts, error = %error, "cannot store the new certificate; it is served but will be issued again after a restart");
@@ -139,7 +151,7 @@ pub async fn run(item: Item, issuer: Issuer, store: Arc<Store>, renew_before: Op
                 let not_after = humantime::format_rfc3339_seconds(certificate.info.not_after);
                 let serial = certificate.info.serial.clone();
                 store.install(&item.id, Arc::new(certificate));
-                if current.is_some() {
+                if renewed {
                     tracing::info!(hosts = %hosts, elapsed_ms, not_after = %not_after, serial = %serial, "certificate renewed");
                 } else {
                     tracing::info!(hosts = %hosts, elapsed_ms, not_after = %not_after, serial = %serial, "certificate obtained");

@@ -22,12 +22,12 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::sync::{watch, Notify};
 
+use crate::balance::state::Registry;
 use crate::config::{self, Config, ConfigErrors};
 use crate::observe::{admin, logging};
-use crate::balance::state::Registry;
-use crate::supervise::{DeployError, InstanceInfo, Supervisor};
 use crate::proxy::client::ClientCache;
 use crate::snapshot::{BuildError, Snapshot};
+use crate::supervise::{DeployError, InstanceInfo, Supervisor};
 use crate::tls;
 
 /// Where the configuration comes from, so a reload can read it again.
@@ -222,13 +222,21 @@ impl Server {
     /// Plain-HTTP addresses actually bound (port 0 resolved), in no particular order.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         let listeners = lock(&self.listeners);
-        listeners.values().filter(|h| !h.https).map(|h| h.local).collect()
+        listeners
+            .values()
+            .filter(|h| !h.https)
+            .map(|h| h.local)
+            .collect()
     }
 
     /// HTTPS addresses actually bound, in no particular order.
     pub fn https_addrs(&self) -> Vec<SocketAddr> {
         let listeners = lock(&self.listeners);
-        listeners.values().filter(|h| h.https).map(|h| h.local).collect()
+        listeners
+            .values()
+            .filter(|h| h.https)
+            .map(|h| h.local)
+            .collect()
     }
 
     /// Hosts, expiry and issuer of every certificate served now.
@@ -273,7 +281,13 @@ impl Server {
             tracing::warn!("server.admin changed; the admin API moves only on restart");
         }
         self.supervisor.start_new(&config)?;
-        let snapshot = Snapshot::build(config, &self.clients, &self.registry, &self.supervisor, Some(&old))?;
+        let snapshot = Snapshot::build(
+            config,
+            &self.clients,
+            &self.registry,
+            &self.supervisor,
+            Some(&old),
+        )?;
         let wanted = snapshot.config.server.listen.clone();
         let mut listeners = lock(&self.listeners);
         // Bind new addresses before anything changes, so a taken port
@@ -289,14 +303,16 @@ impl Server {
                 added_https.push((*addr, listener::bind(*addr)?));
             }
         }
-        let first_https = https_wanted.first().and_then(|addr| match listeners.get(addr) {
-            Some(handle) if handle.https => Some(handle.local.port()),
-            _ => added_https
-                .iter()
-                .find(|(a, _)| a == addr)
-                .and_then(|(_, tcp)| tcp.local_addr().ok())
-                .map(|a| a.port()),
-        });
+        let first_https = https_wanted
+            .first()
+            .and_then(|addr| match listeners.get(addr) {
+                Some(handle) if handle.https => Some(handle.local.port()),
+                _ => added_https
+                    .iter()
+                    .find(|(a, _)| a == addr)
+                    .and_then(|(_, tcp)| tcp.local_addr().ok())
+                    .map(|a| a.port()),
+            });
         self.tls.apply(&snapshot.config, first_https)?;
         logging::set_level(&snapshot.config.log.level);
         let snapshot = Arc::new(snapshot);
@@ -325,18 +341,28 @@ impl Server {
         tokio::spawn(async move {
             loop {
                 supervisor.changed.notified().await;
-                let Some(server) = server.upgrade() else { return };
+                let Some(server) = server.upgrade() else {
+                    return;
+                };
                 let _one_at_a_time = server.reloading.lock().await;
                 let old = server.snapshot();
                 let config = (*old.config).clone();
-                match Snapshot::build(config, &server.clients, &server.registry, &server.supervisor, Some(&old)) {
+                match Snapshot::build(
+                    config,
+                    &server.clients,
+                    &server.registry,
+                    &server.supervisor,
+                    Some(&old),
+                ) {
                     Ok(snapshot) => {
                         let snapshot = Arc::new(snapshot);
                         server.current.store(snapshot.clone());
                         old.retire();
                         snapshot.activate(&server.registry);
                     }
-                    Err(error) => tracing::error!(error = %error, "cannot rebuild routes after an instance change"),
+                    Err(error) => {
+                        tracing::error!(error = %error, "cannot rebuild routes after an instance change")
+                    }
                 }
             }
         });
@@ -403,7 +429,9 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Binds the HTTPS listeners and loads or starts their certificates.
-fn start_tls(config: &Config) -> Result<(Vec<(SocketAddr, tokio::net::TcpListener)>, tls::Manager), Error> {
+fn start_tls(
+    config: &Config,
+) -> Result<(Vec<(SocketAddr, tokio::net::TcpListener)>, tls::Manager), Error> {
     let mut bound = Vec::with_capacity(config.server.https.len());
     for addr in &config.server.https {
         bound.push((*addr, listener::bind(*addr)?));

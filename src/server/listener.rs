@@ -38,7 +38,7 @@ pub fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
         let (holder, fix) = match source.kind() {
             std::io::ErrorKind::AddrInUse => (
                 holder::find(addr.port()),
-                "stop the process holding it or choose another port in server.listen (or set PORT)",
+                "stop the process holding it or choose another port in server.listen or server.https (or set PORT)",
             ),
             std::io::ErrorKind::PermissionDenied => (
                 None,
@@ -47,7 +47,7 @@ pub fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
             std::io::ErrorKind::AddrNotAvailable => {
                 (None, "that address is not on this machine; use 0.0.0.0 or one of its addresses")
             }
-            _ => (None, "check server.listen"),
+            _ => (None, "check server.listen and server.https"),
         };
         BindError {
             addr,

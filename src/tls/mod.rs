@@ -61,6 +61,14 @@ pub enum TlsError {
     Order(String),
 }
 
+impl TlsError {
+    /// Whether the ACME server refused because of a rate limit.
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(self, TlsError::Acme(instant_acme::Error::Api(problem))
+            if problem.r#type.as_deref().is_some_and(|t| t.ends_with(":rateLimited")))
+    }
+}
+
 struct Task {
     id: String,
     abort: AbortHandle,

@@ -26,6 +26,8 @@ const CHECK_INTERVAL: Duration = Duration::from_secs(3600);
 /// Backoff when there is no certificate yet (its lifetime is unknown).
 const FIRST_BACKOFF: Duration = Duration::from_secs(150);
 const MAX_BACKOFF: Duration = Duration::from_secs(6 * 3600);
+/// Enough doublings to reach the ceiling from any base.
+const MAX_FAILURE_STEPS: u32 = 16;
 /// One attempt (account, order, validation, download) may take this long.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -86,7 +88,7 @@ pub fn backoff(failures: u32, current: Option<&CertificateInfo>) -> Duration {
         }
         None => (FIRST_BACKOFF, MAX_BACKOFF),
     };
-    let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
+    let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(MAX_FAILURE_STEPS));
     let wait = base.saturating_mul(factor).min(max);
     // ±10% jitter so many wharfs behind one CA do not retry in step.
     wait.mul_f64(0.9 + fastrand::f64() * 0.2)
@@ -159,6 +161,11 @@ pub async fn run(
             }
             Err(error) => {
                 failures += 1;
+                // A CA that says "rate limited" will not change its mind
+                // soon: go straight to the longest wait.
+                if error.is_rate_limited() {
+                    failures = failures.max(MAX_FAILURE_STEPS);
+                }
                 let wait = backoff(failures, current.as_ref().map(|c| &c.info));
                 let retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
                 if current.is_some() {
@@ -186,6 +193,20 @@ mod tests {
             issuer: String::new(),
             serial: String::new(),
         }
+    }
+
+    #[test]
+    fn a_rate_limited_answer_is_recognised() {
+        let problem = |kind: &str| {
+            let json = format!(
+                r#"{{"type":"urn:ietf:params:acme:error:{kind}","detail":"x","status":429}}"#
+            );
+            let problem: instant_acme::Problem = serde_json::from_str(&json).expect("problem");
+            TlsError::Acme(instant_acme::Error::Api(problem))
+        };
+        assert!(problem("rateLimited").is_rate_limited());
+        assert!(!problem("connection").is_rate_limited());
+        assert!(!TlsError::Order("x".into()).is_rate_limited());
     }
 
     #[test]

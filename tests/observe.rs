@@ -100,6 +100,19 @@ async fn scrape(wharf: &Wharf, headers: &[(&str, &str)]) -> String {
     reply.text()
 }
 
+/// Scrapes until `ready` holds (a request is recorded when its response body
+/// has been sent, which can be just after the client has read it), or 5 s.
+async fn scrape_until(wharf: &Wharf, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = scrape(wharf, &[]).await;
+        if ready(&metrics) || Instant::now() > deadline {
+            return metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The value of the sample whose line starts with `prefix` (name and labels).
 fn sample(metrics: &str, prefix: &str) -> Option<f64> {
     metrics
@@ -125,7 +138,16 @@ async fn metrics_scrape_passes_promtool_and_counts_requests_by_route() {
     .await;
     assert_eq!(reload.status, 200);
 
-    let metrics = scrape(&wharf, &[]).await;
+    let api = "wharf_requests_total{site=\"example.com\",route=\"/api/\",upstream=\"app\",status_class=\"2xx\"}";
+    let home =
+        "wharf_requests_total{site=\"example.com\",route=\"/\",upstream=\"\",status_class=\"2xx\"}";
+    let unknown = "wharf_requests_total{site=\"\",route=\"\",upstream=\"\",status_class=\"4xx\"}";
+    let metrics = scrape_until(&wharf, |m| {
+        sample(m, api) == Some(20.0)
+            && sample(m, home) == Some(10.0)
+            && sample(m, unknown) == Some(1.0)
+    })
+    .await;
     let mut check = Command::new(promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -150,12 +172,8 @@ async fn metrics_scrape_passes_promtool_and_counts_requests_by_route() {
         "promtool: {problems}\n{metrics}"
     );
 
-    let api = "wharf_requests_total{site=\"example.com\",route=\"/api/\",upstream=\"app\",status_class=\"2xx\"}";
     assert_eq!(sample(&metrics, api), Some(20.0), "{metrics}");
-    let home =
-        "wharf_requests_total{site=\"example.com\",route=\"/\",upstream=\"\",status_class=\"2xx\"}";
     assert_eq!(sample(&metrics, home), Some(10.0));
-    let unknown = "wharf_requests_total{site=\"\",route=\"\",upstream=\"\",status_class=\"4xx\"}";
     assert_eq!(sample(&metrics, unknown), Some(1.0));
     for expected in [
         "wharf_request_duration_seconds_bucket{site=\"example.com\",route=\"/api/\",upstream=\"app\",le=\"+Inf\"} 20",
@@ -1151,9 +1169,12 @@ async fn a_client_that_leaves_before_the_answer_is_counted_as_499() {
     })
     .await;
     assert!(logged, "no 499 line: {lines:?}");
-    let metrics = scrape(&wharf, &[]).await;
     let aborted =
         "wharf_requests_total{site=\"example.com\",route=\"\",upstream=\"\",status_class=\"4xx\"}";
+    let metrics = scrape_until(&wharf, |m| {
+        sample(m, aborted) == Some(1.0) && sample(m, "wharf_requests_in_flight ") == Some(0.0)
+    })
+    .await;
     assert_eq!(sample(&metrics, aborted), Some(1.0), "{metrics}");
     assert_eq!(sample(&metrics, "wharf_requests_in_flight "), Some(0.0));
 }

@@ -229,6 +229,16 @@ async fn a_real_prometheus_scrapes_wharf_and_reports_a_request_rate() {
     );
     let config = wharf.dir.path().join("prometheus.yml");
     std::fs::write(&config, &exported.stdout).expect("write prometheus.yml");
+    let checked = Command::new(require("promtool", "prometheus"))
+        .args(["check", "config"])
+        .arg(&config)
+        .output()
+        .expect("promtool check config");
+    assert!(
+        checked.status.success(),
+        "promtool rejects the exported config: {}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
 
     let port = free_port();
     let _prometheus = Guard(

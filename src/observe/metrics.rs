@@ -4,7 +4,7 @@
 //!
 //! Metrics are process-wide (like Prometheus' default registry): one
 //! `Metrics` behind `global()`. The request path never looks a label set
-//! up: `RouteMetrics` and `UpstreamMetrics` are handles created when a
+//! up: `RouteMetrics` and `UpstreamMetrics` (handles.rs) are created when a
 //! snapshot is built (one per route, one per pool), so recording is a few
 //! atomic adds and one short histogram lock. State that other modules
 //! already keep (server health, ejections, breaker, certificates, app
@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -24,6 +24,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+pub use super::handles::{RouteMetrics, UpstreamMetrics};
 pub use super::totals::{Latency, Totals, TOTAL_BUCKETS_MS};
 use crate::config::{self, Config};
 
@@ -36,15 +37,15 @@ pub const DURATION_BUCKETS: [f64; 14] = [
 pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RequestLabels {
-    site: String,
-    route: String,
-    upstream: String,
-    status_class: String,
+pub(super) struct RequestLabels {
+    pub site: String,
+    pub route: String,
+    pub upstream: String,
+    pub status_class: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RouteLabels {
+pub(super) struct RouteLabels {
     site: String,
     route: String,
     upstream: String,
@@ -73,11 +74,11 @@ fn duration_histogram() -> Histogram {
 
 /// Every metric wharf records itself.
 pub struct Metrics {
-    requests: Family<RequestLabels, Counter>,
-    request_duration: HistogramFamily<RouteLabels>,
+    pub(super) requests: Family<RequestLabels, Counter>,
+    pub(super) request_duration: HistogramFamily<RouteLabels>,
     in_flight: Gauge,
-    upstream_duration: HistogramFamily<UpstreamLabels>,
-    retries: Family<UpstreamLabels, Counter>,
+    pub(super) upstream_duration: HistogramFamily<UpstreamLabels>,
+    pub(super) retries: Family<UpstreamLabels, Counter>,
     connections_open: Family<ListenerLabels, Gauge>,
     connections: Family<ListenerLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
@@ -87,11 +88,11 @@ pub struct Metrics {
     /// Open client connections over every listener.
     open_connections: AtomicU64,
     /// Recent latency per upstream server, kept across reloads.
-    latency: Mutex<HashMap<(String, SocketAddr), Arc<Latency>>>,
+    pub(super) latency: Mutex<HashMap<(String, SocketAddr), Arc<Latency>>>,
     /// Label sets handed out so far, so a reload can drop the series of
     /// routes and upstreams it removed.
-    routes: Mutex<HashSet<RouteLabels>>,
-    upstreams: Mutex<HashSet<String>>,
+    pub(super) routes: Mutex<HashSet<RouteLabels>>,
+    pub(super) upstreams: Mutex<HashSet<String>>,
 }
 
 /// The process-wide metrics.
@@ -319,91 +320,7 @@ impl Drop for RequestGuard {
     }
 }
 
-/// The recording handles of one route (or of a site's requests that matched
-/// no route), created at snapshot build time.
-#[derive(Clone, Debug)]
-pub struct RouteMetrics(Arc<RouteHandles>);
-
-#[derive(Debug)]
-struct RouteHandles {
-    by_class: [Counter; 5],
-    duration: Histogram,
-}
-
-impl RouteMetrics {
-    /// Handles for `site` (its first host pattern), `route` (the path
-    /// prefix, "" for requests no route matched) and `upstream` ("" for
-    /// routes that do not proxy).
-    pub fn new(site: &str, route: &str, upstream: &str) -> RouteMetrics {
-        let metrics = global();
-        let by_class = STATUS_CLASSES.map(|class| {
-            metrics.requests.get_or_create_owned(&RequestLabels {
-                site: site.to_string(),
-                route: route.to_string(),
-                upstream: upstream.to_string(),
-                status_class: class.to_string(),
-            })
-        });
-        let labels = route_labels(site, route, upstream);
-        let duration = metrics.request_duration.get_or_create_owned(&labels);
-        lock(&metrics.routes).insert(labels);
-        RouteMetrics(Arc::new(RouteHandles { by_class, duration }))
-    }
-
-    /// Records one finished request.
-    pub fn record(&self, status: u16, elapsed: Duration) {
-        let class = usize::from((status / 100).clamp(1, 5)) - 1;
-        self.0.by_class[class].inc();
-        let seconds = elapsed.as_secs_f64();
-        self.0.duration.observe(seconds);
-        global().totals.record(status >= 500, elapsed);
-    }
-}
-
-/// The recording handles of one upstream pool, created with the pool.
-#[derive(Clone, Debug)]
-pub struct UpstreamMetrics {
-    duration: Histogram,
-    retries: Counter,
-    /// Per member, in the pool's member order.
-    latency: Vec<Arc<Latency>>,
-}
-
-impl UpstreamMetrics {
-    pub fn new(upstream: &str, servers: impl IntoIterator<Item = SocketAddr>) -> UpstreamMetrics {
-        let metrics = global();
-        let labels = UpstreamLabels {
-            upstream: upstream.to_string(),
-        };
-        let latency = {
-            let mut map = lock(&metrics.latency);
-            servers
-                .into_iter()
-                .map(|addr| map.entry((upstream.to_string(), addr)).or_default().clone())
-                .collect()
-        };
-        lock(&metrics.upstreams).insert(upstream.to_string());
-        UpstreamMetrics {
-            duration: metrics.upstream_duration.get_or_create_owned(&labels),
-            retries: metrics.retries.get_or_create_owned(&labels),
-            latency,
-        }
-    }
-
-    /// Records how long member `index` took to answer (response head).
-    pub fn answered(&self, index: usize, elapsed: Duration) {
-        self.duration.observe(elapsed.as_secs_f64());
-        if let Some(latency) = self.latency.get(index) {
-            latency.update(elapsed);
-        }
-    }
-
-    pub fn retried(&self) {
-        self.retries.inc();
-    }
-}
-
-fn route_labels(site: &str, route: &str, upstream: &str) -> RouteLabels {
+pub(super) fn route_labels(site: &str, route: &str, upstream: &str) -> RouteLabels {
     RouteLabels {
         site: site.to_string(),
         route: route.to_string(),
@@ -411,7 +328,7 @@ fn route_labels(site: &str, route: &str, upstream: &str) -> RouteLabels {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     match mutex.lock() {
         Ok(guard) => guard,
         Err(poisoned) => poisoned.into_inner(),

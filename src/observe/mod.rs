@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod handles;
 pub mod history;
 pub mod logging;
 pub mod metrics;

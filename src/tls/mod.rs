@@ -242,12 +242,18 @@ impl Manager {
                     // serving until the new one arrives.
                     // The local CA signs in microseconds: have the
                     // certificate before the listeners accept.
-                    if let Issuer::Internal(ca) = &issuer {
-                        let certificate = ca.issue(&item.names)?;
-                        let _ = storage::save_pair(&issuer.dir(), &item.id, &certificate);
-                        self.store.install(&item.id, Arc::new(certificate));
-                    } else {
-                        replace = true;
+                    match &issuer {
+                        Issuer::Internal(ca) => match ca.issue(&item.names) {
+                            Ok(certificate) => {
+                                let _ = storage::save_pair(&issuer.dir(), &item.id, &certificate);
+                                self.store.install(&item.id, Arc::new(certificate));
+                            }
+                            // The task below retries with backoff.
+                            Err(error) => {
+                                tracing::warn!(hosts = %item.names.join(","), error = %error, "the local CA cannot sign yet")
+                            }
+                        },
+                        Issuer::Acme(_) => replace = true,
                     }
                 }
             }

@@ -139,7 +139,7 @@ async fn renewal_is_served_live_while_a_keep_alive_connection_keeps_working() {
     let storage = tempfile::tempdir().expect("tempdir");
     let sites = site(&["renew.wharf.test"], "renewing");
     // 40 s certificates renewed when less than 30 s remain: due 10 s in.
-    let (wharf, pebble, _, https) = wharf_with_pebble(
+    let (wharf, pebble, http, https) = wharf_with_pebble(
         &sites,
         "http-01",
         storage.path(),
@@ -147,6 +147,14 @@ async fn renewal_is_served_live_while_a_keep_alive_connection_keeps_working() {
         Some(Duration::from_secs(40)),
     );
     wait_for_log(&wharf, "certificate obtained", 1, Duration::from_secs(60)).await;
+    // From now on HTTP redirects this host, yet the HTTP-01 renewal below
+    // validates: the challenge path is answered before the redirect.
+    let reply = support::get(
+        &format!("http://127.0.0.1:{http}/"),
+        &[("host", "renew.wharf.test")],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::PERMANENT_REDIRECT);
     let root = pebble.root().await;
     let mut kept = Https::open(https_addr(https), "renew.wharf.test", &root)
         .await

@@ -7,14 +7,16 @@
 //! id back to the client, so one id finds a request everywhere.
 //!
 //! wharf records no spans of its own, so it forwards an incoming
-//! `traceparent` as it is: a new parent-id would point at a span no tracing
-//! backend has. A generated `traceparent` starts a new trace with the
+//! `traceparent` as it is (and its `tracestate`): a new parent-id would point
+//! at a span no tracing backend has. When it starts a new trace, an incoming
+//! `tracestate` is dropped with the invalid `traceparent` it belonged to. A generated `traceparent` starts a new trace with the
 //! sampled flag set, so apps using a parent-based sampler record it.
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// Longest client-supplied request id kept; longer ones are replaced.
 const MAX_REQUEST_ID: usize = 200;
@@ -64,6 +66,8 @@ pub fn take_or_create(headers: &mut HeaderMap) -> Ids {
         _ => {
             let value = new_traceparent();
             headers.insert(TRACEPARENT.clone(), value.clone());
+            // Vendor state belongs to the trace it came with (W3C 3.3.1).
+            headers.remove(&TRACESTATE);
             value
         }
     };
@@ -166,7 +170,9 @@ mod tests {
         let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         headers.insert(&TRACEPARENT, HeaderValue::from_static(parent));
         headers.insert(&X_REQUEST_ID, HeaderValue::from_static("abc-123"));
+        headers.insert(&TRACESTATE, HeaderValue::from_static("vendor=opaque"));
         let ids = take_or_create(&mut headers);
+        assert_eq!(headers[&TRACESTATE], "vendor=opaque");
         assert_eq!(ids.traceparent, parent);
         assert_eq!(ids.request_id, "abc-123");
         assert_eq!(ids.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
@@ -192,7 +198,9 @@ mod tests {
         ));
         let mut headers = HeaderMap::new();
         headers.insert(&X_REQUEST_ID, HeaderValue::from_static("has space"));
+        headers.insert(&TRACESTATE, HeaderValue::from_static("vendor=opaque"));
         let ids = take_or_create(&mut headers);
+        assert!(!headers.contains_key(&TRACESTATE));
         assert_eq!(ids.request_id.len(), 32);
         assert_ne!(ids.request_id, "has space");
         assert!(valid_traceparent(ids.traceparent.as_bytes()));

@@ -107,8 +107,9 @@ end
 
 
 def run_wrk(settings, work, port, test, duration, pid=None, core=None):
-    """One wrk run against 127.0.0.1:port; with `pid`, also the CPU share that
-    process used and the share other processes took on its `core`."""
+    """One wrk run against 127.0.0.1:port; with `pid` and `core`, also the
+    share of a CPU that process used and the share other processes took on
+    its core."""
     _, path, connections, https, extra = TESTS[test]
     scheme = "https" if https else "http"
     argv = ["taskset", "-c", str(settings.load_cpu), "wrk", "-t1", f"-c{connections}"]
@@ -289,7 +290,8 @@ def main():
                     print(
                         f"bench: round {round_index + 1} {test:<12} {peer:<14} {outcome['rps']:10,.0f} req/s "
                         f"p99 {outcome['p99_ms']:.2f} ms cpu {outcome['cpu'] * 100:.0f}% "
-                        f"others {outcome['others'] * 100:.0f}%"
+                        f"others {outcome['others'] * 100:.0f}% "
+                        f"{outcome['cpu'] / outcome['rps'] * 1e6:.1f} µs/request"
                         + (f" errors {outcome['errors']}" if outcome["errors"] else ""),
                         file=sys.stderr,
                     )

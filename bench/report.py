@@ -19,39 +19,51 @@ def percent(share):
     return "n/a" if share is None else f"{share * 100:.0f}%"
 
 
+def cpu_per_request(run):
+    """Microseconds of the server's CPU per request in one run (its processes'
+    user and system time, which includes the softirq work of the loopback
+    packets handled while they run). Unlike req/s, this hardly moves when
+    other processes share the machine."""
+    if run["cpu"] is None or not run["rps"]:
+        return None
+    return run["cpu"] / run["rps"] * 1e6
+
+
+def ratio(value, reference):
+    return f"{value / reference:.2f}×" if value and reference else ""
+
+
 def report(settings, results, idle, notes, direct_tests):
-    lines = []
-    lines.append(f"conditions: {notes}")
-    lines.append("")
+    lines = [f"conditions: {notes}", ""]
     lines.append(
-        "| test | server | req/s (median) | min–max | p50 ms | p99 ms | server CPU | others on its CPU | vs nginx |"
+        "| test | server | req/s (median) | min–max | p50 ms | p99 ms | server CPU | others on its CPU "
+        "| CPU µs/request | vs nginx, req/s | vs nginx, CPU/request |"
     )
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for test in settings.tests:
         if test == "idle-10k":
             continue
         rows = list(settings.peers) + (["backend direct"] if test in direct_tests else [])
-        nginx_rps = median([r["rps"] for r in results.get((test, "nginx"), [])])
+        nginx_runs = results.get((test, "nginx"), [])
+        nginx_rps = median([r["rps"] for r in nginx_runs])
+        nginx_cost = median([c for c in map(cpu_per_request, nginx_runs) if c is not None])
         for peer in rows:
             runs = results.get((test, peer))
             if not runs:
-                lines.append(f"| {test} | {peer} | n/a | | | | | | |")
+                lines.append(f"| {test} | {peer} | n/a | | | | | | | | |")
                 continue
             rps = median([r["rps"] for r in runs])
             span = f"{fmt(min(r['rps'] for r in runs))}–{fmt(max(r['rps'] for r in runs))}"
             cpu = median([r["cpu"] for r in runs if r["cpu"] is not None])
             others = median([r["others"] for r in runs if r["others"] is not None])
-            ratio = (
-                f"{rps / nginx_rps:.2f}×"
-                if nginx_rps and peer != "nginx"
-                else ("1.00×" if peer == "nginx" else "")
-            )
+            cost = median([c for c in map(cpu_per_request, runs) if c is not None])
             errors = sum(r["errors"] for r in runs)
             flag = f" ({errors} errors)" if errors else ""
             lines.append(
                 f"| {test} | {peer} | {fmt(rps)}{flag} | {span} | {fmt(median([r['p50_ms'] for r in runs]), 2)} "
                 f"| {fmt(median([r['p99_ms'] for r in runs]), 2)} | {percent(cpu)} | {percent(others)} "
-                f"| {ratio} |"
+                f"| {fmt(cost, 1)} | {ratio(rps, nginx_rps)} "
+                f"| {ratio(nginx_cost, cost) if cost else ''} |"
             )
     if "idle-10k" in settings.tests:
         lines.append("")

@@ -8,7 +8,7 @@
 # Everything goes to 127.0.0.1 only. See docs/performance.md for what each
 # test means, the knobs (BENCH_*), and the results of a full run.
 #
-#   bench/run.sh                                  # full run, about 13 minutes
+#   bench/run.sh                                  # full run, about 11 minutes
 #   BENCH_DURATION=3s BENCH_REPEATS=1 bench/run.sh  # a quick look
 #   WHARF_BIN=target/release/wharf bench/run.sh   # skip the build
 set -euo pipefail

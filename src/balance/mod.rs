@@ -310,6 +310,13 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
+/// `addr` as a URI authority.
+pub fn authority(addr: SocketAddr) -> http::uri::Authority {
+    // A socket address always renders as a valid authority.
+    http::uri::Authority::try_from(addr.to_string().as_str())
+        .unwrap_or_else(|_| http::uri::Authority::from_static("127.0.0.1"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,11 +472,4 @@ mod tests {
             ));
         }
     }
-}
-
-/// `addr` as a URI authority.
-pub fn authority(addr: SocketAddr) -> http::uri::Authority {
-    // A socket address always renders as a valid authority.
-    http::uri::Authority::try_from(addr.to_string().as_str())
-        .unwrap_or_else(|_| http::uri::Authority::from_static("127.0.0.1"))
 }

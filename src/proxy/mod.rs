@@ -291,7 +291,9 @@ pub async fn forward(
         let response = upstream_response.map(|incoming| {
             let mut lease = Some(lease);
             if incoming.is_end_stream() {
-                lease.take().map(pool::Lease::release);
+                if let Some(lease) = lease.take() {
+                    lease.release();
+                }
             }
             body::boxed(Tracked {
                 inner: incoming,

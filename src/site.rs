@@ -25,6 +25,7 @@ use crate::balance::Pool;
 use crate::body::{self, Body};
 use crate::files::StaticFiles;
 use crate::observe::metrics::RouteMetrics;
+use crate::observe::request::RouteSlot;
 use crate::response;
 use crate::route::PathTable;
 use crate::{config, proxy};
@@ -210,7 +211,12 @@ impl Routes {
             return response::status(StatusCode::NOT_FOUND);
         };
         let route = matched.value;
-        let mut response = match &route.action {
+        // For observe/request.rs: which route this request is counted under,
+        // also if the client leaves before the answer.
+        if let Some(slot) = req.extensions().get::<RouteSlot>() {
+            slot.set(&route.metrics);
+        }
+        match &route.action {
             Action::Proxy(pool) => proxy::forward(req, pool, self.max_body_size).await,
             Action::Static(files) => {
                 let rest = matched.rest.to_string();
@@ -253,9 +259,6 @@ impl Routes {
                     .insert(header::CONTENT_TYPE, content_type.clone());
                 response
             }
-        };
-        // For observe/request.rs: which route answered.
-        response.extensions_mut().insert(route.metrics.clone());
-        response
+        }
     }
 }

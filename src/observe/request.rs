@@ -2,14 +2,14 @@
 //! the request metrics of its route, the in-flight gauge, and the access
 //! log line.
 //!
-//! In: the response a site produced (its route's `RouteMetrics` in the
-//! response extensions, when a route answered), the start time, the
-//! request ids and the access log entry. Out: the same response with an
+//! In: the response a site produced, the route the site's lookup chose (a
+//! `RouteSlot` the request carried), the start time, the request ids and
+//! the access log entry. Out: the same response with an
 //! `X-Request-Id` header and a body that records everything when it ends
 //! or is dropped (a client that goes away mid-body is still counted).
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -60,14 +60,31 @@ pub fn site_label(hosts: &[HostPattern]) -> String {
         .map_or_else(|| "*".to_string(), |host| String::from(host.clone()))
 }
 
+/// Which route a request went to: set by the site's route lookup
+/// (site.rs) through the request extensions, read when the request is
+/// recorded, including when the client leaves before the answer.
+#[derive(Clone, Default)]
+pub struct RouteSlot(Arc<OnceLock<RouteMetrics>>);
+
+impl RouteSlot {
+    pub fn set(&self, route: &RouteMetrics) {
+        let _ = self.0.set(route.clone());
+    }
+
+    fn get(&self) -> Option<&RouteMetrics> {
+        self.0.get()
+    }
+}
+
 /// What is known about a request before it is answered. If it is dropped
 /// without reaching `finish` (the client closed the connection or reset
 /// the stream while wharf waited for the answer), the request is recorded
-/// as status 499, as nginx logs it, under `fallback`.
+/// as status 499, as nginx logs it, under its route (or `fallback`).
 pub struct Started {
     pub start: Instant,
     pub in_flight: RequestGuard,
     pub ids: Ids,
+    pub route: RouteSlot,
     /// Where the request is counted when no route answers it: its site's
     /// `route=""` series, or the `site=""` one (`Unrouted::get`).
     pub fallback: RouteMetrics,
@@ -83,7 +100,8 @@ impl Drop for Started {
         if !self.in_flight.is_armed() {
             return; // finished normally
         }
-        self.fallback.record(CLIENT_CLOSED, self.start.elapsed());
+        let route = self.route.get().unwrap_or(&self.fallback);
+        route.record(CLIENT_CLOSED, self.start.elapsed());
         if let Some((log, entry)) = self.log.take() {
             let outcome = Outcome {
                 status: CLIENT_CLOSED,
@@ -97,10 +115,7 @@ impl Drop for Started {
 /// Adds `X-Request-Id` and wraps the body so the request is recorded when
 /// the response ends.
 pub fn finish(mut response: Response<Body>, mut started: Started) -> Response<Body> {
-    let route = match response.extensions_mut().remove::<RouteMetrics>() {
-        Some(route) => route,
-        None => started.fallback.clone(),
-    };
+    let route = started.route.get().unwrap_or(&started.fallback).clone();
     response
         .headers_mut()
         .insert(X_REQUEST_ID.clone(), started.ids.request_id.clone());

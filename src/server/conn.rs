@@ -161,6 +161,8 @@ async fn handle(
         scheme,
         peer_header,
     });
+    let route = request::RouteSlot::default();
+    req.extensions_mut().insert(route.clone());
     // An absolute-form target (and HTTP/2's :authority) wins over Host
     // (RFC 9112 3.2.2).
     let host: &str = match req.uri().authority() {
@@ -192,6 +194,7 @@ async fn handle(
         start,
         in_flight,
         ids,
+        route,
         fallback: snapshot.unrouted.get(site).clone(),
         log: entry.map(|entry| (snapshot.access.clone(), entry)),
     };

@@ -144,7 +144,7 @@ async fn a_client_that_leaves_before_the_answer_is_counted_as_499() {
     .await;
     assert!(logged, "no 499 line: {lines:?}");
     let aborted =
-        "wharf_requests_total{site=\"example.com\",route=\"\",upstream=\"\",status_class=\"4xx\"}";
+        "wharf_requests_total{site=\"example.com\",route=\"/api/\",upstream=\"app\",status_class=\"4xx\"}";
     let metrics = scrape_until(&wharf, |m| {
         sample(m, aborted) == Some(1.0) && sample(m, "wharf_requests_in_flight ") == Some(0.0)
     })

@@ -166,7 +166,7 @@ pub fn render(status: &Status, color: bool) -> String {
     out.push('\n');
     out.push_str(&certificates.render("no certificates"));
 
-    let mut sites = Table::new(&["SITE", "PATH", "ACTION", "TARGET"]);
+    let mut sites = Table::new(&["SITE", "PATH", "ACTION", "TARGET", ">REQUESTS", ">5XX"]);
     for site in &status.sites {
         let hosts = if site.hosts.is_empty() {
             "*".to_string()
@@ -183,6 +183,8 @@ pub fn render(status: &Status, color: bool) -> String {
                 route.path.clone(),
                 route.action.clone(),
                 route.target.clone(),
+                route.requests_total.to_string(),
+                route.errors_total.to_string(),
             ]);
         }
     }

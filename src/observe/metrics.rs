@@ -279,6 +279,27 @@ impl Metrics {
         lock(&self.latency).retain(|(upstream, _), _| config.upstreams.contains_key(upstream));
     }
 
+    /// Requests a route answered since start, and how many of them were 5xx.
+    pub fn route_totals(&self, site: &str, route: &str, upstream: &str) -> (u64, u64) {
+        let mut total = 0;
+        let mut errors = 0;
+        for class in STATUS_CLASSES {
+            let labels = RequestLabels {
+                site: site.to_string(),
+                route: route.to_string(),
+                upstream: upstream.to_string(),
+                status_class: class.to_string(),
+            };
+            if let Some(counter) = self.requests.get(&labels) {
+                total += counter.get();
+                if class == "5xx" {
+                    errors += counter.get();
+                }
+            }
+        }
+        (total, errors)
+    }
+
     /// Recent latency of one upstream server, in milliseconds.
     pub fn server_latency_ms(&self, upstream: &str, addr: SocketAddr) -> Option<f64> {
         let map = lock(&self.latency);

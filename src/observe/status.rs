@@ -60,6 +60,9 @@ pub struct RouteStatus {
     pub action: String,
     /// The upstream, directory, redirect target or status.
     pub target: String,
+    pub requests_total: u64,
+    /// 5xx answers.
+    pub errors_total: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -130,9 +133,12 @@ pub fn collect(server: &Server, history: &History) -> Status {
         .config
         .sites
         .iter()
-        .map(|site| SiteStatus {
-            hosts: site.hosts.iter().cloned().map(String::from).collect(),
-            routes: site.routes.iter().map(route).collect(),
+        .map(|site| {
+            let label = super::request::site_label(&site.hosts);
+            SiteStatus {
+                hosts: site.hosts.iter().cloned().map(String::from).collect(),
+                routes: site.routes.iter().map(|r| route(&label, r)).collect(),
+            }
         })
         .collect();
     let now_ms = clock::now_ms();
@@ -197,17 +203,26 @@ pub fn collect(server: &Server, history: &History) -> Status {
     }
 }
 
-fn route(route: &config::Route) -> RouteStatus {
+fn route(site: &str, route: &config::Route) -> RouteStatus {
     let (action, target) = match &route.action {
         config::Action::Proxy { upstream } => ("proxy", upstream.clone()),
         config::Action::Static { root, .. } => ("static", root.display().to_string()),
         config::Action::Redirect { to, status } => ("redirect", format!("{status} {to}")),
         config::Action::Respond { status, .. } => ("respond", status.to_string()),
     };
+    let upstream = if action == "proxy" {
+        target.as_str()
+    } else {
+        ""
+    };
+    let (requests_total, errors_total) =
+        metrics::global().route_totals(site, &route.path, upstream);
     RouteStatus {
         path: route.path.clone(),
         action: action.to_string(),
         target,
+        requests_total,
+        errors_total,
     }
 }
 

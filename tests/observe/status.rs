@@ -55,6 +55,11 @@ async fn wharf_status_lists_every_upstream_server_with_its_health() {
         status["upstreams"][0]["servers"].as_array().map(Vec::len),
         Some(2)
     );
+    // Per-route totals: traffic() sent 4 requests to /api/ and 2 to /.
+    let routes = &status["sites"][0]["routes"];
+    assert_eq!(routes[0]["path"], "/api/");
+    assert_eq!(routes[0]["requests_total"], 4, "{routes}");
+    assert_eq!(routes[1]["requests_total"], 2, "{routes}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,6 +26,26 @@ async fn admin_token_guards_everything_but_health_and_the_page() {
     }
     let reload = send(&client(), Method::POST, &admin("/reload"), &[], b"").await;
     assert_eq!(reload.status, 401);
+    let deploy = send(
+        &client(),
+        Method::POST,
+        &admin("/apps/web/deploy"),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(deploy.status, 401);
+    let bearer = format!("Bearer {token}");
+    let unknown = send(
+        &client(),
+        Method::POST,
+        &admin("/apps/nope/deploy"),
+        &[("authorization", &bearer)],
+        b"",
+    )
+    .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.text());
+    assert_eq!(unknown.json()["status"], "failed");
     assert_eq!(get(&admin("/healthz"), &[]).await.status, 200);
     let page = get(&admin("/"), &[]).await;
     assert_eq!(page.status, 200);

@@ -52,19 +52,7 @@ pub(crate) fn apps(ctx: &mut Ctx, entry: Option<Entry>) -> BTreeMap<String, App>
         return apps;
     };
     for app in Fields::new(table, &entry.key, entry.span.clone(), &[]).all() {
-        let name = app.key.trim_start_matches("app.").to_string();
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            ctx.error(
-                &app.key_span,
-                &app.key,
-                format!("{name:?} is not a valid app name"),
-                Some("use letters, digits, `_` and `-` only, e.g. [app.web]".into()),
-            );
-        }
+        let name = ctx.section_name(&app, "app", "web");
         if let Some(parsed) = one(ctx, &app) {
             apps.insert(name, parsed);
         }

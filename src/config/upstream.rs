@@ -71,19 +71,7 @@ pub(crate) fn upstreams(
     };
     let all = Fields::new(table, &entry.key, entry.span.clone(), &[]).all();
     for pool in all {
-        let name = pool.key.trim_start_matches("upstream.").to_string();
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            ctx.error(
-                &pool.key_span,
-                &pool.key,
-                format!("{name:?} is not a valid upstream name"),
-                Some("use letters, digits, `_` and `-` only, e.g. [upstream.app]".into()),
-            );
-        }
+        let name = ctx.section_name(&pool, "upstream", "app");
         if let Some(upstream) = one(ctx, &pool, app_names) {
             pools.insert(name, upstream);
         }

@@ -120,6 +120,32 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The NAME of a `[section.NAME]` entry, checked to be letters,
+    /// digits, `_` and `-` (it becomes a label and a reference target).
+    pub(crate) fn section_name(&mut self, entry: &Entry, section: &str, example: &str) -> String {
+        let name = entry
+            .key
+            .strip_prefix(section)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .unwrap_or(&entry.key)
+            .to_string();
+        let valid = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid {
+            self.error(
+                &entry.key_span,
+                &entry.key,
+                format!("{name:?} is not a valid {section} name"),
+                Some(format!(
+                    "use letters, digits, `_` and `-` only, e.g. [{section}.{example}]"
+                )),
+            );
+        }
+        name
+    }
+
     /// A string value, interpolated.
     pub(crate) fn value_string(&mut self, key: &str, value: &Value) -> Option<String> {
         match value {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::*;
 
+mod app;
 mod errors;
 mod upstream;
 

@@ -108,6 +108,8 @@ http {{
         listen 127.0.0.1:{https_port} ssl backlog=4096;
         ssl_certificate {cert};
         ssl_certificate_key {key};
+        # nginx before 1.23.4 leaves TLS 1.3 out by default; the others offer it.
+        ssl_protocols TLSv1.2 TLSv1.3;
         location / {{
             proxy_pass http://backend;
             proxy_http_version 1.1;

@@ -14,8 +14,30 @@ static LEVEL: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
 fn filter(level: &str) -> EnvFilter {
     // RUST_LOG, when set, wins over the config so users can debug one module.
     EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
+        .or_else(|_| EnvFilter::try_new(directives(level)))
         .unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
+/// The configured level for wharf, with rustls held to errors: it warns
+/// about every client that sends an IP address as SNI (curl and wrk do),
+/// which at `info` would be one line per connection.
+fn directives(level: &str) -> String {
+    format!("{level},rustls=error")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rustls_warnings_are_held_back_at_every_level() {
+        for level in ["trace", "debug", "info", "warn", "error"] {
+            let filter = EnvFilter::try_new(directives(level)).expect("valid directives");
+            let text = filter.to_string();
+            assert!(text.contains("rustls=error"), "{text}");
+            assert!(text.contains(level), "{text}");
+        }
+    }
 }
 
 /// Installs the global subscriber. Calling it twice is harmless.

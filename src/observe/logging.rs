@@ -25,21 +25,6 @@ fn directives(level: &str) -> String {
     format!("{level},rustls=error")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rustls_warnings_are_held_back_at_every_level() {
-        for level in ["trace", "debug", "info", "warn", "error"] {
-            let filter = EnvFilter::try_new(directives(level)).expect("valid directives");
-            let text = filter.to_string();
-            assert!(text.contains("rustls=error"), "{text}");
-            assert!(text.contains(level), "{text}");
-        }
-    }
-}
-
 /// Installs the global subscriber. Calling it twice is harmless.
 pub fn init(format: LogFormat, level: &str) {
     let (filter, handle) = reload::Layer::new(filter(level));
@@ -67,5 +52,20 @@ pub fn init(format: LogFormat, level: &str) {
 pub fn set_level(level: &str) {
     if let Some(handle) = LEVEL.get() {
         let _ = handle.reload(filter(level));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rustls_warnings_are_held_back_at_every_level() {
+        for level in ["trace", "debug", "info", "warn", "error"] {
+            let filter = EnvFilter::try_new(directives(level)).expect("valid directives");
+            let text = filter.to_string();
+            assert!(text.contains("rustls=error"), "{text}");
+            assert!(text.contains(level), "{text}");
+        }
     }
 }

@@ -80,8 +80,10 @@ pub(crate) fn tls(ctx: &mut Ctx, entry: Option<Entry>, server: &Server) -> Tls {
     tls.directory_ca = readable_file(ctx, &fields, "directory_ca");
     if let Some(path) = &tls.directory_ca {
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        if !text.contains("-----BEGIN CERTIFICATE-----") {
-            let e = fields.get("directory_ca").expect("read above");
+        if let (false, Some(e)) = (
+            text.contains("-----BEGIN CERTIFICATE-----"),
+            fields.get("directory_ca"),
+        ) {
             let message = format!("{} holds no PEM certificate", path.display());
             let fix = "point it at the CA certificate in PEM form (-----BEGIN CERTIFICATE-----)";
             ctx.error(&e.span, &e.key, message, Some(fix.into()));
@@ -179,8 +181,7 @@ fn check_mode(
             }
         }
         if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
-            if let Err(error) = crate::tls::load_files(cert, key) {
-                let e = fields.get("cert").expect("cert was read");
+            if let (Err(error), Some(e)) = (crate::tls::load_files(cert, key), fields.get("cert")) {
                 let message = match error {
                     crate::tls::TlsError::Files(message) => message,
                     other => other.to_string(),

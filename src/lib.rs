@@ -9,6 +9,7 @@ pub mod config;
 pub mod echo;
 pub mod export;
 pub mod files;
+pub mod h1;
 pub mod observe;
 pub mod proxy;
 pub mod response;

@@ -134,10 +134,10 @@ type Compressed = WeakenEtag<Compression<Handler, Compressible>>;
 pub type SiteService = Either<Cors<Compressed>, Compressed>;
 
 /// Builds the stack for one site.
-pub fn service(routes: Routes, cors: Option<&config::Cors>) -> SiteService {
+pub fn service(routes: Arc<Routes>, cors: Option<&config::Cors>) -> SiteService {
     let compression = CompressionLayer::new()
         .compress_when(Compressible(DefaultPredicate::new()))
-        .layer(Handler(Arc::new(routes)));
+        .layer(Handler(routes));
     let compressed = WeakenEtag(compression);
     match cors {
         Some(cors) => Either::Left(cors_layer(cors).layer(compressed)),

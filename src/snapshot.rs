@@ -51,6 +51,9 @@ pub struct Snapshot {
     pub config: Arc<Config>,
     pub hosts: HostTable,
     pub sites: Vec<SiteService>,
+    /// Per site, its routes when the HTTP/1.1 fast path may answer them
+    /// without the site's stack (the site has no CORS layer).
+    pub fast: Vec<Option<Arc<site::Routes>>>,
     pub pools: BTreeMap<String, Arc<Pool>>,
     pub access: Arc<AccessLog>,
     /// Metrics handles for requests no route answered.
@@ -98,6 +101,7 @@ impl Snapshot {
             .collect();
 
         let mut sites = Vec::with_capacity(config.sites.len());
+        let mut fast = Vec::with_capacity(config.sites.len());
         for site in &config.sites {
             let mut routes = Vec::with_capacity(site.routes.len());
             let site_label = request::site_label(&site.hosts);
@@ -112,10 +116,11 @@ impl Snapshot {
                 };
                 routes.push((route.path.clone(), route_state));
             }
-            let routes = site::Routes {
+            let routes = Arc::new(site::Routes {
                 table: PathTable::new(routes),
                 max_body_size: config.server.max_body_size,
-            };
+            });
+            fast.push(site.cors.is_none().then(|| routes.clone()));
             sites.push(site::service(routes, site.cors.as_ref()));
         }
         let hosts = HostTable::new(config.sites.iter().map(|s| s.hosts.as_slice()));
@@ -139,6 +144,7 @@ impl Snapshot {
             config: Arc::new(config),
             hosts,
             sites,
+            fast,
             pools,
             access,
             unrouted,

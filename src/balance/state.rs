@@ -35,6 +35,8 @@ pub struct ServerState {
     pub(crate) counters: Counters,
     /// Idle keep-alive connections to this server.
     pub connections: crate::proxy::pool::Idle,
+    /// Idle keep-alive connections of the HTTP/1.1 fast path.
+    pub raw: crate::h1::upstream::Idle,
 }
 
 /// Totals since wharf started, for metrics.
@@ -60,6 +62,7 @@ impl ServerState {
             breaker: Mutex::new(super::breaker::Breaker::default()),
             counters: Counters::default(),
             connections: crate::proxy::pool::Idle::default(),
+            raw: crate::h1::upstream::Idle::default(),
         }
     }
 

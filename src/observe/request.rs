@@ -8,6 +8,7 @@
 //! `X-Request-Id` header and a body that records everything when it ends
 //! or is dropped (a client that goes away mid-body is still counted).
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
@@ -114,29 +115,48 @@ impl Drop for Started {
 
 /// Adds `X-Request-Id` and wraps the body so the request is recorded when
 /// the response ends.
-pub fn finish(mut response: Response<Body>, mut started: Started) -> Response<Body> {
-    let route = started.route.get().unwrap_or(&started.fallback).clone();
+pub fn finish(mut response: Response<Body>, started: Started) -> Response<Body> {
     response
         .headers_mut()
         .insert(X_REQUEST_ID.clone(), started.ids.request_id.clone());
     let status = response.status().as_u16();
-    let log = started.log.take().map(|(log, entry)| {
-        let outcome = Outcome {
-            status,
-            upstream: response.extensions().get::<UpstreamUsed>().map(|u| u.0),
-        };
-        (log, entry, outcome)
-    });
-    let observation = Observation {
+    let upstream = response.extensions().get::<UpstreamUsed>().map(|u| u.0);
+    let observation = observe(started, status, upstream);
+    response.map(|inner| body::boxed(ObservedBody { inner, observation }))
+}
+
+/// For a response the HTTP/1.1 fast path writes itself (`h1`): the
+/// request is recorded when the returned value is dropped, after the body
+/// was sent or when the client went away.
+pub fn answered(started: Started, status: u16, upstream: Option<SocketAddr>) -> Answered {
+    Answered(observe(started, status, upstream))
+}
+
+/// A response being written by the fast path; see [`answered`].
+pub struct Answered(Observation);
+
+impl Answered {
+    /// Counts body bytes sent to the client.
+    pub fn sent(&mut self, bytes: u64) {
+        self.0.bytes += bytes;
+    }
+}
+
+fn observe(mut started: Started, status: u16, upstream: Option<SocketAddr>) -> Observation {
+    let route = started.route.get().unwrap_or(&started.fallback).clone();
+    let log = started
+        .log
+        .take()
+        .map(|(log, entry)| (log, entry, Outcome { status, upstream }));
+    Observation {
         start: started.start,
         route,
         status,
-        // Disarms `started`: from here on the body records the request.
+        // Disarms `started`: from here on the observation records the request.
         _in_flight: std::mem::replace(&mut started.in_flight, RequestGuard::disarmed()),
         log,
         bytes: 0,
-    };
-    response.map(|inner| body::boxed(ObservedBody { inner, observation }))
+    }
 }
 
 /// Records the request when dropped: after the body ends, or when the

@@ -32,27 +32,39 @@ use crate::tls;
 
 /// Serves one accepted connection until it closes, goes idle for
 /// `idle_timeout`, or the server shuts down (in-flight requests finish).
+/// HTTP/1.1 starts on the fast path (`h1`), which hands the connection to
+/// hyper (`serve_hyper`) at the first request it does not relay itself.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, server: Arc<Server>) {
     let _ = stream.set_nodelay(true);
-    serve_io(stream, peer, server, "http").await
+    let _counted = server.connections.enter();
+    let _open = metrics::connection_opened(stream.local_addr().ok(), &server.snapshot());
+    crate::h1::serve(stream, peer, server.clone(), "http").await
 }
 
-/// Like `serve`, after the TLS handshake (`tls::Manager::accept`).
+/// Like `serve`, after the TLS handshake (`tls::Manager::accept`). HTTP/2
+/// (chosen by ALPN) goes straight to hyper.
 pub async fn serve_https(stream: TcpStream, peer: SocketAddr, server: Arc<Server>) {
     let _ = stream.set_nodelay(true);
     let timeout = server.snapshot().config.server.header_timeout;
     if let Some(stream) = server.tls.accept(stream, timeout).await {
-        serve_io(stream, peer, server, "https").await
+        let _counted = server.connections.enter();
+        let _open =
+            metrics::connection_opened(Transport::local_addr(&stream).ok(), &server.snapshot());
+        if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+            serve_hyper(stream, peer, server.clone(), "https").await
+        } else {
+            crate::h1::serve(stream, peer, server.clone(), "https").await
+        }
     }
 }
 
-async fn serve_io<S>(stream: S, peer: SocketAddr, server: Arc<Server>, scheme: &'static str)
+/// Serves a connection with hyper: HTTP/1.1 with the whole stack, or
+/// HTTP/2. The caller counts the connection.
+pub async fn serve_hyper<S>(stream: S, peer: SocketAddr, server: Arc<Server>, scheme: &'static str)
 where
-    S: AsyncRead + AsyncWrite + LocalAddr + Unpin + Send + 'static,
+    S: Transport,
 {
-    let _counted = server.connections.enter();
     let snapshot = server.snapshot();
-    let _open = metrics::connection_opened(stream.local_addr().ok(), &snapshot);
     let idle_timeout = snapshot.config.server.idle_timeout;
     let activity = Arc::new(AtomicU64::new(now_ms()));
     let io = TokioIo::new(Tracked {
@@ -212,20 +224,34 @@ async fn handle(
     request::finish(response, started)
 }
 
-/// The address a connection arrived on, TLS or not.
-trait LocalAddr {
+/// A client connection, TLS or not, as the servers need it.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static {
+    /// The address the connection arrived on.
     fn local_addr(&self) -> std::io::Result<SocketAddr>;
+
+    /// Completes when a read would find data (or EOF), without holding a
+    /// buffer meanwhile: idle keep-alive connections then cost no buffer
+    /// memory. Streams that buffer internally complete at once.
+    fn wait_readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
 }
 
-impl LocalAddr for TcpStream {
+impl Transport for TcpStream {
     fn local_addr(&self) -> std::io::Result<SocketAddr> {
         TcpStream::local_addr(self)
     }
+
+    async fn wait_readable(&self) -> std::io::Result<()> {
+        self.readable().await
+    }
 }
 
-impl LocalAddr for tokio_rustls::server::TlsStream<TcpStream> {
+impl Transport for tokio_rustls::server::TlsStream<TcpStream> {
     fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.get_ref().0.local_addr()
+    }
+
+    async fn wait_readable(&self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

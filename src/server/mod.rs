@@ -8,7 +8,7 @@
 //! started with. `shutdown` stops accepting and waits for open connections
 //! up to `shutdown_timeout`.
 
-mod conn;
+pub(crate) mod conn;
 pub mod holder;
 pub mod listener;
 
@@ -125,7 +125,7 @@ pub struct Server {
     /// The app instances wharf runs.
     supervisor: Arc<Supervisor>,
     /// Certificates for the HTTPS listeners; kept across reloads.
-    tls: tls::Manager,
+    pub(crate) tls: tls::Manager,
     /// Listeners by configured address (a configured port 0 stays 0 here).
     listeners: Mutex<HashMap<SocketAddr, listener::Handle>>,
     /// One reload at a time (SIGHUP and the admin API may race).

@@ -37,7 +37,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, HostPattern, TlsMode};
 pub use certificate::{Certificate, CertificateError, CertificateInfo};
-pub use policy::{intercept, secure, Policy};
+pub use policy::{answers_plain_http, intercept, secure, Policy};
 use renewal::{Issuer, Item};
 use resolver::{Challenges, Resolver, Store, ACME_TLS_ALPN};
 

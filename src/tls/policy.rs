@@ -67,6 +67,20 @@ pub fn intercept<B>(req: &Request<B>, manager: &Manager) -> Option<Response<Body
     Some(response::redirect(StatusCode::PERMANENT_REDIRECT, location))
 }
 
+/// Whether `intercept` would answer a plain-HTTP request for this path and
+/// host itself (the HTTP/1.1 fast path leaves those to the general path).
+pub fn answers_plain_http(path: &str, host: &str, manager: &Manager) -> bool {
+    if path.starts_with(CHALLENGE_PREFIX) {
+        return true;
+    }
+    let policy = manager.policy();
+    if !policy.active || !policy.redirect_http {
+        return false;
+    }
+    let host = strip_port(host);
+    !host.is_empty() && manager.serves(host)
+}
+
 /// For an HTTPS response: adds HSTS when configured.
 pub fn secure(response: &mut Response<Body>, manager: &Manager) {
     if let Some(value) = &manager.policy().hsts {

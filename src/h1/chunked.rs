@@ -1,0 +1,184 @@
+//! Where a chunked message body ends, for bodies relayed byte for byte.
+//!
+//! The fast path passes an upstream's chunked body to the client as it is
+//! (chunk sizes, extensions and trailers included); it only needs to know
+//! which bytes belong to the body, so that the connection can be reused.
+//! Chunk-size lines are parsed by `httparse`.
+
+/// Longest chunk-size line or trailer line accepted.
+const MAX_LINE: usize = 4096;
+/// Most trailer bytes accepted.
+const MAX_TRAILERS: usize = 16 * 1024;
+
+/// A chunked body that is not well formed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChunkError {
+    #[error("invalid chunk size line")]
+    Size,
+    #[error("chunk data not followed by CRLF")]
+    MissingCrlf,
+    #[error("chunk size or trailer line longer than {MAX_LINE} bytes")]
+    LineTooLong,
+    #[error("trailers longer than {MAX_TRAILERS} bytes")]
+    TrailersTooLong,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Reading a chunk-size line.
+    Size,
+    /// Inside chunk data, this many bytes left.
+    Data(u64),
+    /// After chunk data: the CRLF, this many of its bytes seen.
+    DataEnd(u8),
+    /// After the last chunk: trailer lines up to an empty line.
+    Trailers,
+    Done,
+}
+
+/// Follows a chunked body through the reads it arrives in.
+#[derive(Debug)]
+pub struct Chunked {
+    state: State,
+    /// The part of a size or trailer line seen so far.
+    line: Vec<u8>,
+    trailer_bytes: usize,
+}
+
+impl Default for Chunked {
+    fn default() -> Self {
+        Chunked {
+            state: State::Size,
+            line: Vec::new(),
+            trailer_bytes: 0,
+        }
+    }
+}
+
+impl Chunked {
+    /// Consumes the next bytes of the stream. Returns how many of them
+    /// belong to the body (all of them unless the body ends inside
+    /// `input`) and whether the body is complete.
+    pub fn scan(&mut self, input: &[u8]) -> Result<(usize, bool), ChunkError> {
+        let mut pos = 0;
+        while pos < input.len() {
+            match self.state {
+                State::Done => return Ok((pos, true)),
+                State::Data(left) => {
+                    let available = (input.len() - pos) as u64;
+                    let take = left.min(available);
+                    pos += take as usize;
+                    self.state = if take == left {
+                        State::DataEnd(0)
+                    } else {
+                        State::Data(left - take)
+                    };
+                }
+                State::DataEnd(seen) => {
+                    let expected = if seen == 0 { b'\r' } else { b'\n' };
+                    if input[pos] != expected {
+                        return Err(ChunkError::MissingCrlf);
+                    }
+                    pos += 1;
+                    self.state = if seen == 0 {
+                        State::DataEnd(1)
+                    } else {
+                        State::Size
+                    };
+                }
+                State::Size | State::Trailers => {
+                    let rest = &input[pos..];
+                    let (piece, complete) = match rest.iter().position(|&b| b == b'\n') {
+                        Some(end) => (&rest[..=end], true),
+                        None => (rest, false),
+                    };
+                    pos += piece.len();
+                    if self.line.len() + piece.len() > MAX_LINE {
+                        return Err(ChunkError::LineTooLong);
+                    }
+                    self.line.extend_from_slice(piece);
+                    if complete {
+                        self.end_line()?;
+                    }
+                }
+            }
+        }
+        Ok((pos, self.state == State::Done))
+    }
+
+    /// A complete line is in `self.line`.
+    fn end_line(&mut self) -> Result<(), ChunkError> {
+        match self.state {
+            State::Size => {
+                let size = match httparse::parse_chunk_size(&self.line) {
+                    Ok(httparse::Status::Complete((_, size))) => size,
+                    _ => return Err(ChunkError::Size),
+                };
+                self.state = if size == 0 {
+                    State::Trailers
+                } else {
+                    State::Data(size)
+                };
+            }
+            State::Trailers => {
+                if self.line == b"\r\n" || self.line == b"\n" {
+                    self.state = State::Done;
+                } else {
+                    self.trailer_bytes += self.line.len();
+                    if self.trailer_bytes > MAX_TRAILERS {
+                        return Err(ChunkError::TrailersTooLong);
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.line.clear();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan_in_pieces(body: &[u8], piece: usize) -> (usize, bool) {
+        let mut chunked = Chunked::default();
+        let mut total = 0;
+        for part in body.chunks(piece) {
+            let (used, done) = chunked.scan(part).expect("well formed");
+            total += used;
+            if done {
+                return (total, true);
+            }
+        }
+        (total, false)
+    }
+
+    #[test]
+    fn finds_the_end_whatever_the_read_boundaries() {
+        let body =
+            b"5;ext=1\r\nhello\r\n1A\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nx-sum: 9\r\n\r\nNEXT";
+        let end = body.len() - 4;
+        for piece in 1..body.len() {
+            assert_eq!(
+                scan_in_pieces(body, piece),
+                (end, true),
+                "piece size {piece}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unfinished_body_is_not_done() {
+        assert_eq!(scan_in_pieces(b"5\r\nhel", 3), (6, false));
+        assert_eq!(scan_in_pieces(b"0\r\n", 3), (3, false));
+    }
+
+    #[test]
+    fn malformed_bodies_are_errors() {
+        assert!(Chunked::default().scan(b"zz\r\n").is_err());
+        assert!(Chunked::default().scan(b"2\r\nabXY").is_err());
+        let long = vec![b'1'; MAX_LINE + 1];
+        assert!(Chunked::default().scan(&long).is_err());
+    }
+}

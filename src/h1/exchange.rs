@@ -1,0 +1,682 @@
+//! One request relayed on the fast path: the same decisions as
+//! `proxy::forward` (server choice, retries only when safe, passive health,
+//! forwarded headers, request ids, metrics, access log), over a raw
+//! keep-alive connection from `upstream::Idle`.
+//!
+//! The upstream's response head is rewritten once (`head::parse_response`)
+//! and the body is copied as it arrives: a `Content-Length` body byte for
+//! byte, a chunked body as it is (`chunked.rs` finds its end), a body that
+//! runs until the server closes re-chunked so the client connection stays
+//! open. Small bodies leave in the same write as the head.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderValue};
+use http::{Method, StatusCode};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::chunked::Chunked;
+use super::head::{self, Extra, Framing, RequestHead, ResponseHead, ResponseParse};
+use super::{upstream, Client, Target};
+use crate::balance::{retry, Member, Pick, Tried};
+use crate::observe::access::Entry;
+use crate::observe::request::{self, RouteSlot, Started};
+use crate::observe::{metrics, trace};
+use crate::proxy::headers;
+use crate::server::conn::Transport;
+use crate::snapshot::Snapshot;
+
+/// Request bodies up to this size are read whole so the request can be
+/// retried on another server (the same limit as `proxy::forward`).
+const REPLAYABLE_BODY: u64 = 64 * 1024;
+/// First read buffer for an upstream response.
+const UPSTREAM_BUFFER: usize = 16 * 1024;
+/// Read buffer once a body turns out to be large.
+const LARGE_BUFFER: usize = 64 * 1024;
+/// Largest upstream response head accepted.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// What the connection loop passes in.
+pub(crate) struct Context<'a> {
+    pub client: &'a Client,
+    pub snapshot: &'a Snapshot,
+    pub site: usize,
+    pub hsts: Option<&'a HeaderValue>,
+    /// Longest wait for the client to send or take bytes.
+    pub idle_timeout: Duration,
+    /// wharf is shutting down: close after this response.
+    pub closing: bool,
+}
+
+/// The request body.
+enum Payload {
+    /// Read whole; can be sent again.
+    Held,
+    /// Copied from the client while sending; `left` bytes not yet read.
+    Streaming { left: u64 },
+}
+
+impl Payload {
+    fn replayable(&self) -> bool {
+        matches!(self, Payload::Held)
+    }
+}
+
+/// A response head from the upstream, with the connection it came on.
+struct Answer {
+    conn: TcpStream,
+    /// Bytes read after the head (the start of the body).
+    buf: BytesMut,
+    head: ResponseHead,
+    /// The head to send to the client.
+    out: Vec<u8>,
+}
+
+/// Why an attempt got no response head.
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    #[error("cannot connect: {0}")]
+    Connect(std::io::Error),
+    #[error("{0}")]
+    Failed(String),
+    #[error("the client went away while sending its body")]
+    ClientGone,
+}
+
+/// Relays one request and its response. Returns whether the client
+/// connection can carry another request.
+pub(crate) async fn relay<S: Transport>(
+    io: &mut S,
+    cbuf: &mut BytesMut,
+    mut head: RequestHead,
+    target: &Target,
+    cx: &Context<'_>,
+) -> bool {
+    let start = Instant::now();
+    let in_flight = metrics::global().request_started();
+    let snapshot = cx.snapshot;
+    let peer = cx.client.peer;
+    let ids = trace::take_or_create(&mut head.headers);
+    let peer_trusted = snapshot.is_trusted(peer.ip());
+    let client_ip = headers::client_ip(&head.headers, peer.ip(), |ip| snapshot.is_trusted(ip));
+    let route = RouteSlot::default();
+    route.set(&target.metrics);
+    let entry = snapshot.access.enabled().then(|| Entry {
+        start,
+        timestamp: SystemTime::now(),
+        method: head.method.clone(),
+        version: http::Version::HTTP_11,
+        path: head.path().to_string(),
+        query: head.query().map(str::to_string),
+        host: Some(crate::route::strip_port(head.host()).to_string()),
+        client: peer,
+        client_ip,
+        user_agent: head
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        ids: Some(ids.clone()),
+    });
+    let request_id = ids.request_id.clone();
+    let started = Started {
+        start,
+        in_flight,
+        ids,
+        route,
+        fallback: snapshot.unrouted.get(Some(cx.site)).clone(),
+        log: entry.map(|entry| (snapshot.access.clone(), entry)),
+    };
+
+    let host = head.headers.get(header::HOST).cloned();
+    headers::strip_hop_by_hop(&mut head.headers);
+    headers::set_forwarded(
+        &mut head.headers,
+        headers::Forwarding {
+            peer: peer.ip(),
+            peer_trusted,
+            scheme: cx.client.scheme,
+            host: host.as_ref(),
+            peer_header: &cx.client.peer_header,
+        },
+        client_ip,
+    );
+    if let Some(host) = host {
+        head.headers.insert(header::HOST, host);
+    }
+
+    let mut upstream_head = Vec::with_capacity(512);
+    head::write_request(
+        &mut upstream_head,
+        &head.method,
+        &head.target,
+        &head.headers,
+    );
+    let mut payload = if head.content_length <= REPLAYABLE_BODY {
+        match read_body(io, cbuf, head.content_length, cx.idle_timeout).await {
+            Some(body) => upstream_head.extend_from_slice(&body),
+            // The client left: `started` records a 499.
+            None => return false,
+        }
+        Payload::Held
+    } else {
+        Payload::Streaming {
+            left: head.content_length,
+        }
+    };
+
+    let keep_alive = !head.close && !cx.closing;
+    let head_request = head.method == Method::HEAD;
+    let idempotent = matches!(
+        head.method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    );
+    let extra = Extra {
+        request_id: &request_id,
+        hsts: cx.hsts,
+        close: !keep_alive,
+        head_request,
+    };
+    // A body not read to the end leaves the connection unusable.
+    let usable_after = |payload: &Payload| {
+        keep_alive && !matches!(payload, Payload::Streaming { left } if *left > 0)
+    };
+
+    let pool = &target.pool;
+    let retries = pool.settings.retries;
+    pool.budget.deposit();
+    let mut tried = Tried::default();
+    let mut attempt = 0u32;
+    loop {
+        let index = match pool.pick(client_ip, &tried) {
+            Pick::Server(index) => index,
+            Pick::Unavailable { retry_after } => {
+                let close = !usable_after(&payload);
+                let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                let mut out = Vec::new();
+                head::write_status(
+                    &mut out,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &Extra { close, ..extra },
+                    &[("retry-after", &seconds.to_string())],
+                );
+                let _answered = request::answered(started, 503, None);
+                return write_out(io, &out, cx.idle_timeout).await && !close;
+            }
+        };
+        tried.insert(index);
+        let member = &pool.members[index];
+        let server_in_flight = member.state.start_request();
+        let sent = Instant::now();
+        let timeout = pool.settings.response_timeout;
+        let connect_timeout = pool.settings.connect_timeout;
+        let outcome = if payload.replayable() {
+            // The whole request is read: watch the client meanwhile, and
+            // stop (a 499) if it goes away, as hyper does.
+            let sending = send::<S>(
+                member,
+                &upstream_head,
+                &mut payload,
+                None,
+                &extra,
+                connect_timeout,
+                idempotent,
+            );
+            tokio::select! {
+                outcome = tokio::time::timeout(timeout, sending) => outcome,
+                () = client_gone(io, cbuf) => return false,
+            }
+        } else {
+            let client = Some((&mut *io, &mut *cbuf, cx.idle_timeout));
+            let sending = send(
+                member,
+                &upstream_head,
+                &mut payload,
+                client,
+                &extra,
+                connect_timeout,
+                idempotent,
+            );
+            tokio::time::timeout(timeout, sending).await
+        };
+
+        let (success, safe_to_retry) = match &outcome {
+            Ok(Ok(answer)) => {
+                let status = answer.head.status;
+                (status < 500, idempotent && matches!(status, 502..=504))
+            }
+            Ok(Err(SendError::ClientGone)) => return false,
+            Ok(Err(SendError::Connect(_))) => (false, true),
+            Ok(Err(SendError::Failed(_))) | Err(_) => (false, idempotent),
+        };
+        pool.record(index, success);
+        if let Ok(Ok(_)) = &outcome {
+            pool.metrics.answered(index, sent.elapsed());
+        }
+        let retry = !success
+            && safe_to_retry
+            && payload.replayable()
+            && attempt < retries
+            && pool.budget.withdraw();
+        if retry {
+            attempt += 1;
+            pool.metrics.retried();
+            tracing::info!(
+                upstream = %pool.name,
+                server = %member.addr,
+                attempt,
+                "retrying on another server"
+            );
+            drop(outcome);
+            drop(server_in_flight);
+            let delay = retry::backoff(
+                attempt,
+                pool.settings.retry_backoff,
+                pool.settings.retry_backoff_max,
+            );
+            tokio::time::sleep(delay).await;
+            continue;
+        }
+
+        let answer = match outcome {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(error)) => {
+                tracing::warn!(
+                    upstream = %pool.name,
+                    server = %member.addr,
+                    connect = matches!(error, SendError::Connect(_)),
+                    error = %error,
+                    "upstream request failed"
+                );
+                return fail(
+                    io,
+                    StatusCode::BAD_GATEWAY,
+                    started,
+                    member,
+                    &extra,
+                    &payload,
+                    keep_alive,
+                    cx,
+                )
+                .await;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    upstream = %pool.name,
+                    server = %member.addr,
+                    timeout = ?pool.settings.response_timeout,
+                    "upstream did not answer in time"
+                );
+                return fail(
+                    io,
+                    StatusCode::GATEWAY_TIMEOUT,
+                    started,
+                    member,
+                    &extra,
+                    &payload,
+                    keep_alive,
+                    cx,
+                )
+                .await;
+            }
+        };
+
+        let Answer {
+            mut conn,
+            mut buf,
+            head: response,
+            out,
+        } = answer;
+        let mut answered = request::answered(started, response.status, Some(member.addr));
+        buf.advance(response.len);
+        let read_timeout = pool.settings.response_timeout;
+        let copied = match response.framing {
+            Framing::Empty => write_out(io, &out, cx.idle_timeout).await,
+            Framing::Length(length) => {
+                copy_length(
+                    io,
+                    &mut conn,
+                    &mut buf,
+                    out,
+                    length,
+                    read_timeout,
+                    cx.idle_timeout,
+                    &mut answered,
+                )
+                .await
+            }
+            Framing::Chunked => {
+                copy_chunked(
+                    io,
+                    &mut conn,
+                    &mut buf,
+                    out,
+                    read_timeout,
+                    cx.idle_timeout,
+                    &mut answered,
+                )
+                .await
+            }
+            Framing::Close => {
+                copy_until_close(
+                    io,
+                    &mut conn,
+                    &mut buf,
+                    out,
+                    read_timeout,
+                    cx.idle_timeout,
+                    &mut answered,
+                )
+                .await
+            }
+        };
+        if copied && response.reusable && buf.is_empty() {
+            member.state.raw.put(conn);
+        }
+        drop(server_in_flight);
+        let flushed = matches!(
+            tokio::time::timeout(cx.idle_timeout, io.flush()).await,
+            Ok(Ok(()))
+        );
+        return copied && flushed && usable_after(&payload);
+    }
+}
+
+/// Answers wharf's own 502 or 504 after the last attempt failed.
+#[allow(clippy::too_many_arguments)]
+async fn fail<S: Transport>(
+    io: &mut S,
+    status: StatusCode,
+    started: Started,
+    member: &Member,
+    extra: &Extra<'_>,
+    payload: &Payload,
+    keep_alive: bool,
+    cx: &Context<'_>,
+) -> bool {
+    let close = !keep_alive || matches!(payload, Payload::Streaming { left } if *left > 0);
+    let mut out = Vec::new();
+    head::write_status(&mut out, status, &Extra { close, ..*extra }, &[]);
+    let _answered = request::answered(started, status.as_u16(), Some(member.addr));
+    write_out(io, &out, cx.idle_timeout).await && !close
+}
+
+/// Reads a body of `length` bytes (the start may already be in `cbuf`).
+async fn read_body<S: AsyncRead + Unpin>(
+    io: &mut S,
+    cbuf: &mut BytesMut,
+    length: u64,
+    timeout: Duration,
+) -> Option<Bytes> {
+    let length = usize::try_from(length).ok()?;
+    while cbuf.len() < length {
+        cbuf.reserve(length - cbuf.len());
+        match tokio::time::timeout(timeout, io.read_buf(cbuf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return None,
+        }
+    }
+    Some(cbuf.split_to(length).freeze())
+}
+
+/// One attempt on `member`: sends the request and reads the response head.
+/// A pooled connection the server closed meanwhile is replaced by a new
+/// one when that cannot send the request twice.
+#[allow(clippy::too_many_arguments)]
+async fn send<S: Transport>(
+    member: &Member,
+    upstream_head: &[u8],
+    payload: &mut Payload,
+    client: Option<(&mut S, &mut BytesMut, Duration)>,
+    extra: &Extra<'_>,
+    connect_timeout: Duration,
+    idempotent: bool,
+) -> Result<Answer, SendError> {
+    let mut pooled_allowed = true;
+    let mut client = client;
+    'connection: loop {
+        let pooled = if pooled_allowed {
+            member.state.raw.take()
+        } else {
+            None
+        };
+        let reused = pooled.is_some();
+        let mut conn = match pooled {
+            Some(conn) => conn,
+            None => upstream::connect(member.addr, connect_timeout)
+                .await
+                .map_err(SendError::Connect)?,
+        };
+        if let Err(error) = conn.write_all(upstream_head).await {
+            if reused && payload.replayable() {
+                pooled_allowed = false;
+                continue 'connection;
+            }
+            return Err(SendError::Failed(format!("sending the request: {error}")));
+        }
+        if let (Payload::Streaming { left }, Some((io, cbuf, timeout))) =
+            (&mut *payload, &mut client)
+        {
+            stream_body(*io, cbuf, &mut conn, left, *timeout).await?;
+        }
+
+        let mut buf = BytesMut::with_capacity(UPSTREAM_BUFFER);
+        let mut out = Vec::with_capacity(512);
+        loop {
+            if !buf.is_empty() {
+                out.clear();
+                match head::parse_response(&buf, MAX_RESPONSE_HEAD, extra, &mut out) {
+                    Ok(ResponseParse::Complete(head)) => {
+                        return Ok(Answer {
+                            conn,
+                            buf,
+                            head,
+                            out,
+                        })
+                    }
+                    Ok(ResponseParse::Informational(len)) => {
+                        buf.advance(len);
+                        continue;
+                    }
+                    Ok(ResponseParse::Partial) => {}
+                    Err(error) => return Err(SendError::Failed(error.to_string())),
+                }
+            }
+            if buf.capacity() - buf.len() < 1024 {
+                buf.reserve(UPSTREAM_BUFFER);
+            }
+            match conn.read_buf(&mut buf).await {
+                Ok(n) if n > 0 => {}
+                result => {
+                    // Closed before a single byte of answer: on a reused
+                    // connection this is the server dropping an idle
+                    // connection, not a failure of the request.
+                    if reused && buf.is_empty() && payload.replayable() && idempotent {
+                        pooled_allowed = false;
+                        continue 'connection;
+                    }
+                    let why = match result {
+                        Err(error) => error.to_string(),
+                        _ => "connection closed before a complete response head".to_string(),
+                    };
+                    return Err(SendError::Failed(why));
+                }
+            }
+        }
+    }
+}
+
+/// Completes when the client closes its side (or the connection fails)
+/// while its request is answered. Pipelined bytes are kept in `cbuf`.
+async fn client_gone<S: AsyncRead + Unpin>(io: &mut S, cbuf: &mut BytesMut) {
+    loop {
+        if cbuf.len() >= LARGE_BUFFER {
+            // Enough read ahead: stop reading until this request is done.
+            return std::future::pending().await;
+        }
+        cbuf.reserve(4096);
+        match io.read_buf(cbuf).await {
+            Ok(n) if n > 0 => {}
+            _ => return,
+        }
+    }
+}
+
+/// Copies the rest of a large request body from the client to the server.
+async fn stream_body<S: AsyncRead + Unpin>(
+    io: &mut S,
+    cbuf: &mut BytesMut,
+    conn: &mut TcpStream,
+    left: &mut u64,
+    timeout: Duration,
+) -> Result<(), SendError> {
+    let failed =
+        |error: std::io::Error| SendError::Failed(format!("sending the request body: {error}"));
+    while *left > 0 {
+        if cbuf.is_empty() {
+            cbuf.reserve(LARGE_BUFFER);
+            match tokio::time::timeout(timeout, io.read_buf(cbuf)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return Err(SendError::ClientGone),
+            }
+        }
+        let take = cbuf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+        conn.write_all(&cbuf[..take]).await.map_err(failed)?;
+        cbuf.advance(take);
+        *left -= take as u64;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to the client within `timeout`.
+async fn write_out<S: AsyncWrite + Unpin>(io: &mut S, bytes: &[u8], timeout: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(timeout, io.write_all(bytes)).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Reads more of the upstream body into an emptied `buf`.
+async fn read_more(conn: &mut TcpStream, buf: &mut BytesMut, timeout: Duration) -> Option<usize> {
+    buf.clear();
+    buf.reserve(LARGE_BUFFER);
+    match tokio::time::timeout(timeout, conn.read_buf(buf)).await {
+        Ok(Ok(n)) => Some(n),
+        _ => None,
+    }
+}
+
+/// A `Content-Length` body: exactly `length` bytes.
+#[allow(clippy::too_many_arguments)]
+async fn copy_length<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    conn: &mut TcpStream,
+    buf: &mut BytesMut,
+    mut out: Vec<u8>,
+    mut length: u64,
+    read_timeout: Duration,
+    write_timeout: Duration,
+    answered: &mut request::Answered,
+) -> bool {
+    let take = buf.len().min(usize::try_from(length).unwrap_or(usize::MAX));
+    out.extend_from_slice(&buf[..take]);
+    buf.advance(take);
+    length -= take as u64;
+    if !write_out(io, &out, write_timeout).await {
+        return false;
+    }
+    answered.sent(take as u64);
+    while length > 0 {
+        match read_more(conn, buf, read_timeout).await {
+            Some(n) if n > 0 => {}
+            _ => return false,
+        }
+        let take = buf.len().min(usize::try_from(length).unwrap_or(usize::MAX));
+        if !write_out(io, &buf[..take], write_timeout).await {
+            return false;
+        }
+        buf.advance(take);
+        length -= take as u64;
+        answered.sent(take as u64);
+    }
+    true
+}
+
+/// A chunked body, relayed as it is up to its last chunk and trailers.
+async fn copy_chunked<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    conn: &mut TcpStream,
+    buf: &mut BytesMut,
+    mut out: Vec<u8>,
+    read_timeout: Duration,
+    write_timeout: Duration,
+    answered: &mut request::Answered,
+) -> bool {
+    let mut chunked = Chunked::default();
+    let Ok((used, mut done)) = chunked.scan(buf) else {
+        return false;
+    };
+    out.extend_from_slice(&buf[..used]);
+    buf.advance(used);
+    if !write_out(io, &out, write_timeout).await {
+        return false;
+    }
+    answered.sent(used as u64);
+    while !done {
+        match read_more(conn, buf, read_timeout).await {
+            Some(n) if n > 0 => {}
+            _ => return false,
+        }
+        let Ok((used, end)) = chunked.scan(buf) else {
+            return false;
+        };
+        done = end;
+        if !write_out(io, &buf[..used], write_timeout).await {
+            return false;
+        }
+        buf.advance(used);
+        answered.sent(used as u64);
+    }
+    true
+}
+
+/// A body that ends when the server closes: sent to the client chunked.
+async fn copy_until_close<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    conn: &mut TcpStream,
+    buf: &mut BytesMut,
+    mut out: Vec<u8>,
+    read_timeout: Duration,
+    write_timeout: Duration,
+    answered: &mut request::Answered,
+) -> bool {
+    let mut frame = |out: &mut Vec<u8>, data: &[u8]| {
+        if !data.is_empty() {
+            head::chunk_header(out, data.len());
+            out.extend_from_slice(data);
+            out.extend_from_slice(b"\r\n");
+            answered.sent(data.len() as u64);
+        }
+    };
+    frame(&mut out, buf);
+    buf.clear();
+    if !write_out(io, &out, write_timeout).await {
+        return false;
+    }
+    loop {
+        match read_more(conn, buf, read_timeout).await {
+            Some(0) => break,
+            Some(_) => {}
+            None => return false,
+        }
+        out.clear();
+        frame(&mut out, buf);
+        buf.clear();
+        if !write_out(io, &out, write_timeout).await {
+            return false;
+        }
+    }
+    write_out(io, b"0\r\n\r\n", write_timeout).await
+}

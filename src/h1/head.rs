@@ -1,0 +1,560 @@
+//! Request and response heads on the fast path: parsed by `httparse`,
+//! checked for what the fast path can relay, and written back out.
+//!
+//! Anything unusual in a request (HTTP/1.0, `Transfer-Encoding`, `Expect`,
+//! `Upgrade`, a client asking for compression, a head hyper would reject)
+//! makes the request `Unusual`: the connection is then handed to hyper,
+//! which serves it with the full stack and answers errors as it always did.
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::Method;
+
+/// Most request or response header fields read.
+const MAX_HEADERS: usize = 100;
+
+/// A request head the fast path can relay.
+#[derive(Debug)]
+pub struct RequestHead {
+    pub method: Method,
+    /// The origin-form target, path and query.
+    pub target: Bytes,
+    pub headers: HeaderMap,
+    /// The declared body length (0 when there is none).
+    pub content_length: u64,
+    /// The client asked to close the connection after this request.
+    pub close: bool,
+    /// The head as it arrived, to give it back when hyper takes over.
+    pub raw: Bytes,
+}
+
+impl RequestHead {
+    pub fn path(&self) -> &str {
+        let target = std::str::from_utf8(&self.target).unwrap_or("/");
+        target.split_once('?').map_or(target, |(path, _)| path)
+    }
+
+    pub fn query(&self) -> Option<&str> {
+        let target = std::str::from_utf8(&self.target).ok()?;
+        target.split_once('?').map(|(_, query)| query)
+    }
+
+    pub fn host(&self) -> &str {
+        self.headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// What the bytes read so far hold.
+#[derive(Debug)]
+pub enum Parsed {
+    /// Not a whole head yet.
+    Partial,
+    /// A head the fast path relays; it was taken off the buffer.
+    Head(RequestHead),
+    /// Something for hyper to serve (or reject); the buffer is untouched.
+    Unusual,
+}
+
+/// Parses a request head at the start of `buf`. `max_head` is
+/// `server.max_header_size`: a longer head goes to hyper, which answers 431.
+pub fn parse_request(buf: &mut BytesMut, max_head: usize) -> Parsed {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut fields);
+    let len = match request.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() <= max_head => return Parsed::Partial,
+        _ => return Parsed::Unusual,
+    };
+    if len > max_head || request.version != Some(1) {
+        return Parsed::Unusual;
+    }
+    let (Some(method), Some(target)) = (request.method, request.path) else {
+        return Parsed::Unusual;
+    };
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return Parsed::Unusual;
+    };
+    if method == Method::CONNECT || !target.starts_with('/') {
+        return Parsed::Unusual;
+    }
+
+    let mut content_length = None;
+    let mut close = false;
+    let mut hosts = 0;
+    let base = buf.as_ptr() as usize;
+    let mut names = Vec::with_capacity(request.headers.len());
+    let mut spans = Vec::with_capacity(request.headers.len());
+    for field in request.headers.iter() {
+        let name = field.name.as_bytes();
+        let value = field.value;
+        if name.eq_ignore_ascii_case(b"host") {
+            hosts += 1;
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            match (content_length, parse_length(value)) {
+                (None, Some(length)) => content_length = Some(length),
+                _ => return Parsed::Unusual,
+            }
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in value.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if token.eq_ignore_ascii_case(b"upgrade") {
+                    return Parsed::Unusual;
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding")
+            || name.eq_ignore_ascii_case(b"upgrade")
+            || name.eq_ignore_ascii_case(b"expect")
+            || (name.eq_ignore_ascii_case(b"accept-encoding") && wants_compression(value))
+        {
+            return Parsed::Unusual;
+        }
+        let Ok(name) = HeaderName::from_bytes(name) else {
+            return Parsed::Unusual;
+        };
+        names.push(name);
+        let value_start = value.as_ptr() as usize - base;
+        spans.push(value_start..value_start + value.len());
+    }
+    if hosts != 1 {
+        return Parsed::Unusual;
+    }
+    let target_start = target.as_ptr() as usize - base;
+    let target_range = target_start..target_start + target.len();
+
+    let mut headers = HeaderMap::with_capacity(spans.len() + 6);
+    let head = buf.split_to(len).freeze();
+    for (name, range) in names.into_iter().zip(spans) {
+        match HeaderValue::from_maybe_shared(head.slice(range)) {
+            Ok(value) => {
+                headers.append(name, value);
+            }
+            Err(_) => {
+                // Cannot happen for what httparse accepted; hyper decides.
+                let mut restored = BytesMut::from(&head[..]);
+                restored.extend_from_slice(buf);
+                *buf = restored;
+                return Parsed::Unusual;
+            }
+        }
+    }
+    let target = head.slice(target_range);
+    if http::uri::PathAndQuery::from_maybe_shared(target.clone()).is_err() {
+        // hyper answers 400 for a target `http` cannot represent.
+        let mut restored = BytesMut::from(&head[..]);
+        restored.extend_from_slice(buf);
+        *buf = restored;
+        return Parsed::Unusual;
+    }
+    Parsed::Head(RequestHead {
+        method,
+        target,
+        headers,
+        content_length: content_length.unwrap_or(0),
+        close,
+        raw: head,
+    })
+}
+
+/// Whether an `Accept-Encoding` value names an encoding wharf compresses
+/// with; those responses go through the compression layer.
+fn wants_compression(value: &[u8]) -> bool {
+    value.split(|&b| b == b',').any(|item| {
+        let mut parts = item.split(|&b| b == b';');
+        let coding = parts.next().unwrap_or_default().trim_ascii();
+        let refused = parts.any(|param| {
+            let param = param.trim_ascii();
+            param.len() > 2
+                && param[..2].eq_ignore_ascii_case(b"q=")
+                && std::str::from_utf8(&param[2..])
+                    .ok()
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+        });
+        !refused
+            && [&b"gzip"[..], b"br", b"zstd", b"deflate", b"*"]
+                .iter()
+                .any(|known| coding.eq_ignore_ascii_case(known))
+    })
+}
+
+/// A Content-Length value: digits only.
+fn parse_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 18 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+/// Writes the head sent upstream: origin-form, HTTP/1.1.
+pub fn write_request(out: &mut Vec<u8>, method: &Method, target: &[u8], headers: &HeaderMap) {
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// How a response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body (HEAD, 204, 304).
+    Empty,
+    Length(u64),
+    Chunked,
+    /// Until the server closes the connection.
+    Close,
+}
+
+/// An upstream response head, already rewritten for the client.
+#[derive(Debug)]
+pub struct ResponseHead {
+    pub status: u16,
+    pub framing: Framing,
+    /// The upstream connection may carry another request afterwards.
+    pub reusable: bool,
+    /// Bytes of the head in the upstream buffer.
+    pub len: usize,
+}
+
+/// Why an upstream response head is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ResponseError {
+    #[error("malformed response head: {0}")]
+    Parse(httparse::Error),
+    #[error("response head larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("conflicting Content-Length headers")]
+    Length,
+    #[error("unexpected 101 Switching Protocols")]
+    Switching,
+}
+
+/// What the client side adds to every response head.
+pub struct Extra<'a> {
+    pub request_id: &'a HeaderValue,
+    pub hsts: Option<&'a HeaderValue>,
+    /// Tell the client the connection closes after this response.
+    pub close: bool,
+    /// The request was HEAD: the body is empty whatever the headers say.
+    pub head_request: bool,
+}
+
+/// The outcome of parsing the start of the upstream buffer.
+pub enum ResponseParse {
+    Partial,
+    /// A 1xx response (not 101) of this many bytes: skip it.
+    Informational(usize),
+    Complete(ResponseHead),
+}
+
+/// Parses the upstream response head at the start of `buf` and, when it
+/// is complete, writes the client's head to `out`: hop-by-hop headers
+/// removed, `X-Request-Id` (and HSTS) set, and framing for the client.
+pub fn parse_response(
+    buf: &[u8],
+    max_head: usize,
+    extra: &Extra<'_>,
+    out: &mut Vec<u8>,
+) -> Result<ResponseParse, ResponseError> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut fields);
+    let len = match response.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() <= max_head => {
+            return Ok(ResponseParse::Partial)
+        }
+        Ok(httparse::Status::Partial) => return Err(ResponseError::TooLarge(max_head)),
+        Err(error) => return Err(ResponseError::Parse(error)),
+    };
+    let status = response.code.unwrap_or(502);
+    if status == 101 {
+        return Err(ResponseError::Switching);
+    }
+    if (100..200).contains(&status) {
+        return Ok(ResponseParse::Informational(len));
+    }
+
+    // Headers the Connection header names are hop-by-hop too.
+    let mut listed: [&[u8]; 8] = [b""; 8];
+    let mut listed_count = 0;
+    let mut upstream_close = response.version != Some(1);
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    let mut transfer_encoded = false;
+    for field in response.headers.iter() {
+        let name = field.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"connection") {
+            for token in field.value.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    upstream_close = true;
+                } else if !token.is_empty() && listed_count < listed.len() {
+                    listed[listed_count] = token;
+                    listed_count += 1;
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            match (length, parse_length(field.value)) {
+                (None, Some(n)) => length = Some(n),
+                (Some(old), Some(n)) if old == n => {}
+                _ => return Err(ResponseError::Length),
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            transfer_encoded = true;
+            chunked = field
+                .value
+                .rsplit(|&b| b == b',')
+                .next()
+                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        }
+    }
+    let framing = if extra.head_request || status == 204 || status == 304 {
+        Framing::Empty
+    } else if transfer_encoded {
+        // RFC 9112 6.3: Transfer-Encoding wins over Content-Length; a
+        // final coding other than chunked runs until close.
+        if chunked {
+            Framing::Chunked
+        } else {
+            Framing::Close
+        }
+    } else if let Some(n) = length {
+        Framing::Length(n)
+    } else {
+        Framing::Close
+    };
+
+    out.extend_from_slice(b"HTTP/1.1 ");
+    // httparse accepts exactly three digits.
+    out.extend_from_slice(&[
+        b'0' + (status / 100 % 10) as u8,
+        b'0' + (status / 10 % 10) as u8,
+        b'0' + (status % 10) as u8,
+        b' ',
+    ]);
+    out.extend_from_slice(response.reason.unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for field in response.headers.iter() {
+        let name = field.name.as_bytes();
+        let hop = HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+            || listed[..listed_count]
+                .iter()
+                .any(|l| name.eq_ignore_ascii_case(l));
+        let replaced = name.eq_ignore_ascii_case(b"x-request-id")
+            || (extra.hsts.is_some() && name.eq_ignore_ascii_case(b"strict-transport-security"))
+            || (transfer_encoded && name.eq_ignore_ascii_case(b"content-length"));
+        if hop || replaced {
+            continue;
+        }
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(field.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    if matches!(framing, Framing::Chunked | Framing::Close) {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    out.extend_from_slice(b"x-request-id: ");
+    out.extend_from_slice(extra.request_id.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if let Some(hsts) = extra.hsts {
+        out.extend_from_slice(b"strict-transport-security: ");
+        out.extend_from_slice(hsts.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if extra.close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+
+    Ok(ResponseParse::Complete(ResponseHead {
+        status,
+        framing,
+        reusable: !upstream_close && framing != Framing::Close,
+        len,
+    }))
+}
+
+/// Response headers never relayed (RFC 9110 7.6.1); `Upgrade` too, since
+/// the fast path never relays a 101.
+const HOP_BY_HOP: [&[u8]; 9] = [
+    b"connection",
+    b"keep-alive",
+    b"proxy-connection",
+    b"proxy-authenticate",
+    b"proxy-authorization",
+    b"te",
+    b"trailer",
+    b"transfer-encoding",
+    b"upgrade",
+];
+
+/// A short plain-text response like `response::status`, written whole.
+pub fn write_status(
+    out: &mut Vec<u8>,
+    status: http::StatusCode,
+    extra: &Extra<'_>,
+    more: &[(&str, &str)],
+) {
+    let reason = status.canonical_reason().unwrap_or("");
+    let body = format!("{} {}\n", status.as_u16(), reason);
+    out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", status.as_u16(), reason).as_bytes());
+    out.extend_from_slice(b"content-type: text/plain; charset=utf-8\r\n");
+    out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    for (name, value) in more {
+        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    out.extend_from_slice(b"x-request-id: ");
+    out.extend_from_slice(extra.request_id.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if let Some(hsts) = extra.hsts {
+        out.extend_from_slice(b"strict-transport-security: ");
+        out.extend_from_slice(hsts.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if extra.close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !extra.head_request {
+        out.extend_from_slice(body.as_bytes());
+    }
+}
+
+/// Writes a chunk header for `len` bytes of data.
+pub fn chunk_header(out: &mut Vec<u8>, len: usize) {
+    out.extend_from_slice(format!("{len:x}\r\n").as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Parsed {
+        let mut buf = BytesMut::from(text.as_bytes());
+        parse_request(&mut buf, 64 * 1024)
+    }
+
+    #[test]
+    fn a_plain_request_is_relayed() {
+        let mut buf = BytesMut::from(
+            &b"GET /a/b?x=1 HTTP/1.1\r\nHost: example.com\r\nX-Two: 1\r\nX-Two: 2\r\nContent-Length: 3\r\n\r\nabcGET"[..],
+        );
+        let Parsed::Head(head) = parse_request(&mut buf, 1024) else {
+            panic!("not relayed");
+        };
+        assert_eq!(head.method, Method::GET);
+        assert_eq!(head.path(), "/a/b");
+        assert_eq!(head.query(), Some("x=1"));
+        assert_eq!(head.host(), "example.com");
+        assert_eq!(head.content_length, 3);
+        assert_eq!(head.headers.get_all("x-two").iter().count(), 2);
+        assert_eq!(&buf[..], b"abcGET", "the body stays in the buffer");
+    }
+
+    #[test]
+    fn unusual_requests_go_to_hyper_untouched() {
+        for text in [
+            "GET / HTTP/1.0\r\nHost: a\r\n\r\n",
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip, deflate\r\n\r\n",
+            "GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+            "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
+            "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n",
+        ] {
+            let mut buf = BytesMut::from(text.as_bytes());
+            assert!(
+                matches!(parse_request(&mut buf, 1024), Parsed::Unusual),
+                "{text:?}"
+            );
+            assert_eq!(&buf[..], text.as_bytes(), "buffer kept for hyper");
+        }
+    }
+
+    #[test]
+    fn identity_only_clients_stay_on_the_fast_path() {
+        assert!(matches!(
+            parse("GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: identity\r\n\r\n"),
+            Parsed::Head(_)
+        ));
+        assert!(matches!(
+            parse("GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip;q=0\r\n\r\n"),
+            Parsed::Head(_)
+        ));
+        assert!(matches!(
+            parse("GET / HTTP/1.1\r\nHost: a"),
+            Parsed::Partial
+        ));
+    }
+
+    fn response(text: &str, head_request: bool) -> (ResponseHead, String) {
+        let id = HeaderValue::from_static("req-1");
+        let extra = Extra {
+            request_id: &id,
+            hsts: None,
+            close: false,
+            head_request,
+        };
+        let mut out = Vec::new();
+        match parse_response(text.as_bytes(), 1024, &extra, &mut out).expect("valid") {
+            ResponseParse::Complete(head) => (head, String::from_utf8(out).expect("utf-8")),
+            _ => panic!("incomplete"),
+        }
+    }
+
+    #[test]
+    fn response_heads_lose_hop_by_hop_headers_and_gain_the_request_id() {
+        let (head, out) = response(
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive, X-Private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\nX-Request-Id: upstream\r\nX-Kept: yes\r\n\r\nhello",
+            false,
+        );
+        assert_eq!(head.framing, Framing::Length(5));
+        assert!(head.reusable);
+        assert_eq!(
+            out,
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Kept: yes\r\nx-request-id: req-1\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let (head, out) = response(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n",
+            false,
+        );
+        assert_eq!(head.framing, Framing::Chunked);
+        assert!(!out.to_ascii_lowercase().contains("content-length"));
+        let (head, _) = response("HTTP/1.1 200 OK\r\n\r\n", false);
+        assert_eq!(head.framing, Framing::Close);
+        assert!(!head.reusable);
+        let (head, _) = response("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true);
+        assert_eq!(head.framing, Framing::Empty);
+        let (head, _) = response("HTTP/1.1 304 Not Modified\r\n\r\n", false);
+        assert_eq!(head.framing, Framing::Empty);
+        let (head, _) = response("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false);
+        assert!(!head.reusable);
+        let (head, _) = response(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n",
+            false,
+        );
+        assert!(!head.reusable);
+    }
+}

@@ -1,0 +1,179 @@
+//! The HTTP/1.1 fast path: proxied requests relayed without hyper.
+//!
+//! Every HTTP/1.1 connection (plain, or TLS without `h2` in ALPN) starts
+//! here. A request head is parsed with `httparse`; when it is an ordinary
+//! request to a proxy route of a site without CORS, it is relayed to the
+//! upstream over a raw keep-alive connection (`exchange.rs`): same server
+//! choice, retries, forwarded headers, request ids, metrics and access log
+//! as the general path, but no per-request futures, body channels or
+//! header re-encoding. The first request that is anything else (static
+//! files, redirects, WebSocket upgrades, compression, chunked uploads,
+//! HTTP/1.0, errors) hands the connection, with the bytes already read, to
+//! hyper (`server::conn::serve_hyper`) for the rest of its life.
+//!
+//! An idle keep-alive connection holds no buffer: it waits for readability
+//! first and allocates only when a request arrives.
+
+mod chunked;
+mod exchange;
+mod head;
+mod prefixed;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use http::HeaderValue;
+use tokio::io::AsyncReadExt;
+
+use crate::server::conn::{self, Transport};
+use crate::server::Server;
+use crate::site::Action;
+use crate::tls;
+use head::Parsed;
+
+/// Buffer for reading a request head; grows up to `max_header_size`.
+const READ_BUFFER: usize = 4096;
+
+/// What one connection knows about itself.
+pub(crate) struct Client {
+    pub peer: SocketAddr,
+    /// The peer's IP as a header value, rendered once per connection.
+    pub peer_header: HeaderValue,
+    pub scheme: &'static str,
+}
+
+/// Serves an HTTP/1.1 connection: relays what it can, hands the rest to
+/// hyper.
+pub async fn serve<S: Transport>(
+    mut io: S,
+    peer: SocketAddr,
+    server: Arc<Server>,
+    scheme: &'static str,
+) {
+    let client = Client {
+        peer,
+        peer_header: HeaderValue::from_str(&peer.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+        scheme,
+    };
+    let mut shutdown = server.shutdown_signal();
+    let mut buf = BytesMut::new();
+    loop {
+        let snapshot = server.snapshot();
+        let settings = &snapshot.config.server;
+        let (idle_timeout, header_timeout) = (settings.idle_timeout, settings.header_timeout);
+        let max_head = usize::try_from(settings.max_header_size).unwrap_or(usize::MAX);
+        drop(snapshot);
+
+        if buf.is_empty() {
+            // Idle: give the buffer back and wait for the next request.
+            buf = BytesMut::new();
+            if *shutdown.borrow_and_update() {
+                return;
+            }
+            tokio::select! {
+                ready = io.wait_readable() => if ready.is_err() { return },
+                _ = tokio::time::sleep(idle_timeout) => return,
+                _ = shutdown.changed() => return,
+            }
+        }
+
+        // Read until the head is complete, within the header timeout.
+        let deadline = tokio::time::Instant::now() + header_timeout;
+        let head = loop {
+            match head::parse_request(&mut buf, max_head) {
+                Parsed::Head(head) => break head,
+                Parsed::Unusual => return handoff(io, buf, peer, server, scheme).await,
+                Parsed::Partial => {}
+            }
+            if buf.capacity() - buf.len() < 1024 {
+                buf.reserve(READ_BUFFER.max(buf.len()));
+            }
+            match tokio::time::timeout_at(deadline, io.read_buf(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(_)) => {}
+                Err(_) => {
+                    tracing::debug!(peer = %peer, "request head not complete within header_timeout; closing");
+                    return;
+                }
+            }
+        };
+
+        let snapshot = server.snapshot();
+        let Some(target) = relayable(&head, &snapshot, &server, scheme) else {
+            // Put the head back: hyper reads the request from the start.
+            let mut whole = BytesMut::from(&head.raw[..]);
+            whole.extend_from_slice(&buf);
+            return handoff(io, whole, peer, server, scheme).await;
+        };
+        let closing = *shutdown.borrow();
+        let hsts = match scheme {
+            "https" => server.tls.policy().hsts.clone(),
+            _ => None,
+        };
+        let context = exchange::Context {
+            client: &client,
+            snapshot: &snapshot,
+            site: target.site,
+            hsts: hsts.as_ref(),
+            idle_timeout,
+            closing,
+        };
+        let keep_alive = exchange::relay(&mut io, &mut buf, head, &target, &context).await;
+        if !keep_alive {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                tokio::io::AsyncWriteExt::shutdown(&mut io),
+            )
+            .await;
+            return;
+        }
+    }
+}
+
+/// Where a relayable request goes.
+pub(crate) struct Target {
+    pub site: usize,
+    pub pool: Arc<crate::balance::Pool>,
+    pub metrics: crate::observe::metrics::RouteMetrics,
+}
+
+/// The site and proxy route for `head`, or `None` when the general path
+/// must answer: ACME challenges and the HTTPS redirect, unknown hosts,
+/// sites with CORS, routes that are not proxies, bodies over the limit.
+fn relayable(
+    head: &head::RequestHead,
+    snapshot: &crate::snapshot::Snapshot,
+    server: &Server,
+    scheme: &str,
+) -> Option<Target> {
+    let host = head.host();
+    if scheme == "http" && tls::answers_plain_http(head.path(), host, &server.tls) {
+        return None;
+    }
+    let site = snapshot.hosts.lookup(host)?;
+    let routes = snapshot.fast.get(site)?.as_ref()?;
+    let route = routes.table.lookup(head.path())?.value;
+    match &route.action {
+        Action::Proxy(pool) if head.content_length <= routes.max_body_size => Some(Target {
+            site,
+            pool: pool.clone(),
+            metrics: route.metrics.clone(),
+        }),
+        _ => None,
+    }
+}
+
+async fn handoff<S: Transport>(
+    io: S,
+    buf: BytesMut,
+    peer: SocketAddr,
+    server: Arc<Server>,
+    scheme: &'static str,
+) {
+    let io = prefixed::Prefixed::new(buf.freeze(), io);
+    conn::serve_hyper(io, peer, server, scheme).await
+}

@@ -1,0 +1,85 @@
+//! Keep-alive TCP connections to one upstream server for the fast path,
+//! kept in the server's `ServerState` (so they survive reloads, like the
+//! hyper pool in `proxy::pool`).
+//!
+//! A connection is taken for one request and put back only once its
+//! response was read to the end. Before reuse, a connection the server
+//! already closed (a FIN or stray bytes waiting) is dropped.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+
+/// Idle connections older than this are closed rather than reused.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// At most this many idle connections are kept per server.
+const MAX_IDLE: usize = 1024;
+
+/// Idle connections to one server.
+#[derive(Debug, Default)]
+pub struct Idle {
+    streams: Mutex<Vec<(TcpStream, Instant)>>,
+}
+
+impl Idle {
+    /// The most recently used live connection, if any.
+    pub fn take(&self) -> Option<TcpStream> {
+        let mut streams = match self.streams.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        while let Some((stream, since)) = streams.pop() {
+            if since.elapsed() < IDLE_TIMEOUT && still_open(&stream) {
+                return Some(stream);
+            }
+        }
+        None
+    }
+
+    /// Keeps `stream` for the next request.
+    pub fn put(&self, stream: TcpStream) {
+        let mut streams = match self.streams.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if streams.len() < MAX_IDLE {
+            streams.push((stream, Instant::now()));
+        }
+    }
+
+    /// How many connections are idle now.
+    pub fn len(&self) -> usize {
+        match self.streams.lock() {
+            Ok(guard) => guard.len(),
+            Err(poisoned) => poisoned.into_inner().len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An idle connection has nothing to read: EOF or bytes mean the server
+/// closed it or broke the protocol.
+fn still_open(stream: &TcpStream) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+/// Opens a connection to `addr` within `timeout`.
+pub async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no connection within {timeout:?}"),
+            )
+        })??;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}

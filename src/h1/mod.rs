@@ -86,7 +86,7 @@ pub async fn serve<S: Transport>(
         let head = loop {
             match head::parse_request(&mut buf, max_head) {
                 Parsed::Head(head) => break head,
-                Parsed::Unusual => return handoff(io, buf, peer, server, scheme).await,
+                Parsed::Unusual => return Box::pin(handoff(io, buf, peer, server, scheme)).await,
                 Parsed::Partial => {}
             }
             if buf.capacity() - buf.len() < 1024 {
@@ -107,7 +107,7 @@ pub async fn serve<S: Transport>(
             // Put the head back: hyper reads the request from the start.
             let mut whole = BytesMut::from(&head.raw[..]);
             whole.extend_from_slice(&buf);
-            return handoff(io, whole, peer, server, scheme).await;
+            return Box::pin(handoff(io, whole, peer, server, scheme)).await;
         };
         let closing = *shutdown.borrow();
         let hsts = match scheme {
@@ -122,7 +122,9 @@ pub async fn serve<S: Transport>(
             idle_timeout,
             closing,
         };
-        let keep_alive = exchange::relay(&mut io, &mut buf, head, &target, &context).await;
+        // Boxed: an idle connection then holds only this loop's small
+        // state, not the relay's.
+        let keep_alive = Box::pin(exchange::relay(&mut io, &mut buf, head, &target, &context)).await;
         if !keep_alive {
             let _ = tokio::time::timeout(
                 Duration::from_secs(1),

@@ -20,8 +20,10 @@ mod head;
 mod prefixed;
 pub mod upstream;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -71,13 +73,8 @@ pub async fn serve<S: Transport>(
         if buf.is_empty() {
             // Idle: give the buffer back and wait for the next request.
             buf = BytesMut::new();
-            if *shutdown.borrow_and_update() {
+            if *shutdown.borrow_and_update() || !idle(&io, idle_timeout, &mut shutdown).await {
                 return;
-            }
-            tokio::select! {
-                ready = io.wait_readable() => if ready.is_err() { return },
-                _ = tokio::time::sleep(idle_timeout) => return,
-                _ = shutdown.changed() => return,
             }
         }
 
@@ -102,38 +99,94 @@ pub async fn serve<S: Transport>(
             }
         };
 
-        let snapshot = server.snapshot();
-        let Some(target) = relayable(&head, &snapshot, &server, scheme) else {
-            // Put the head back: hyper reads the request from the start.
-            let mut whole = BytesMut::from(&head.raw[..]);
-            whole.extend_from_slice(&buf);
-            return Box::pin(handoff(io, whole, peer, server, scheme)).await;
-        };
-        let closing = *shutdown.borrow();
-        let hsts = match scheme {
-            "https" => server.tls.policy().hsts.clone(),
-            _ => None,
-        };
-        let context = exchange::Context {
-            client: &client,
-            snapshot: &snapshot,
-            site: target.site,
-            hsts: hsts.as_ref(),
-            idle_timeout,
-            closing,
-        };
         // Boxed: an idle connection then holds only this loop's small
-        // state, not the relay's.
-        let keep_alive = Box::pin(exchange::relay(&mut io, &mut buf, head, &target, &context)).await;
-        if !keep_alive {
-            let _ = tokio::time::timeout(
-                Duration::from_secs(1),
-                tokio::io::AsyncWriteExt::shutdown(&mut io),
-            )
-            .await;
-            return;
+        // state, not a request's.
+        let closing = *shutdown.borrow();
+        let next = Box::pin(request(&mut io, &mut buf, head, &client, &server, closing)).await;
+        match next {
+            Next::Request => {}
+            Next::Close => return Box::pin(close(io)).await,
+            Next::Handoff(whole) => {
+                return Box::pin(handoff(io, whole, peer, server, scheme)).await
+            }
         }
     }
+}
+
+/// What the connection does after a request.
+enum Next {
+    /// Read the next request.
+    Request,
+    Close,
+    /// Let hyper serve the connection from these bytes on.
+    Handoff(BytesMut),
+}
+
+/// Routes one parsed request and relays it, or gives it back for hyper.
+async fn request<S: Transport>(
+    io: &mut S,
+    buf: &mut BytesMut,
+    head: head::RequestHead,
+    client: &Client,
+    server: &Server,
+    closing: bool,
+) -> Next {
+    let snapshot = server.snapshot();
+    let Some(target) = relayable(&head, &snapshot, server, client.scheme) else {
+        // Put the head back: hyper reads the request from the start.
+        let mut whole = BytesMut::from(&head.raw[..]);
+        whole.extend_from_slice(buf);
+        return Next::Handoff(whole);
+    };
+    let hsts = match client.scheme {
+        "https" => server.tls.policy().hsts.clone(),
+        _ => None,
+    };
+    let context = exchange::Context {
+        client,
+        snapshot: &snapshot,
+        site: target.site,
+        hsts: hsts.as_ref(),
+        idle_timeout: snapshot.config.server.idle_timeout,
+        closing,
+    };
+    if exchange::relay(io, buf, head, &target, &context).await {
+        Next::Request
+    } else {
+        Next::Close
+    }
+}
+
+/// Closes the connection after the last response (TLS: close_notify).
+async fn close<S: Transport>(mut io: S) {
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        tokio::io::AsyncWriteExt::shutdown(&mut io),
+    )
+    .await;
+}
+
+/// Waits for the next request on an idle connection: true when bytes (or
+/// EOF) arrived, false after `timeout` or when wharf shuts down. Polled by
+/// hand to keep the state an idle connection holds small.
+async fn idle<S: Transport>(
+    io: &S,
+    timeout: Duration,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    let sleep = tokio::time::sleep(timeout);
+    let changed = shutdown.changed();
+    tokio::pin!(sleep, changed);
+    std::future::poll_fn(|cx| {
+        if io.poll_read_ready(cx).is_ready() {
+            return Poll::Ready(true);
+        }
+        if sleep.as_mut().poll(cx).is_ready() || changed.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(false);
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Where a relayable request goes.

@@ -74,11 +74,11 @@ impl<S: Transport> Transport for Prefixed<S> {
         self.inner.local_addr()
     }
 
-    async fn wait_readable(&self) -> io::Result<()> {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.prefix.is_empty() {
-            self.inner.wait_readable().await
+            self.inner.poll_read_ready(cx)
         } else {
-            Ok(())
+            Poll::Ready(Ok(()))
         }
     }
 }

@@ -229,10 +229,10 @@ pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static {
     /// The address the connection arrived on.
     fn local_addr(&self) -> std::io::Result<SocketAddr>;
 
-    /// Completes when a read would find data (or EOF), without holding a
+    /// Ready when a read would find data (or EOF), without holding a
     /// buffer meanwhile: idle keep-alive connections then cost no buffer
-    /// memory. Streams that buffer internally complete at once.
-    fn wait_readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
+    /// memory. Streams that buffer internally are always ready.
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>>;
 }
 
 impl Transport for TcpStream {
@@ -240,8 +240,8 @@ impl Transport for TcpStream {
         TcpStream::local_addr(self)
     }
 
-    async fn wait_readable(&self) -> std::io::Result<()> {
-        self.readable().await
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        TcpStream::poll_read_ready(self, cx)
     }
 }
 
@@ -250,8 +250,8 @@ impl Transport for tokio_rustls::server::TlsStream<TcpStream> {
         self.get_ref().0.local_addr()
     }
 
-    async fn wait_readable(&self) -> std::io::Result<()> {
-        Ok(())
+    fn poll_read_ready(&self, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
 

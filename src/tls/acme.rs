@@ -27,6 +27,8 @@ use super::storage;
 use super::TlsError;
 use crate::config::Challenge;
 
+/// How many times an order refused with `badNonce` is tried again.
+const BAD_NONCE_RETRIES: u32 = 3;
 /// How long the CA may take to validate and issue before the attempt is
 /// abandoned (and retried with backoff).
 const ORDER_POLL: RetryPolicy = RetryPolicy::new()
@@ -66,8 +68,34 @@ impl Client {
         }
     }
 
-    /// Orders a certificate for `names` and waits for it.
+    /// Orders a certificate for `names` and waits for it. A request the
+    /// CA refused for a stale anti-replay nonce is tried again at once
+    /// (RFC 8555 6.5; Let's Encrypt and Pebble both send `badNonce` now and
+    /// then), up to `BAD_NONCE_RETRIES` times.
     pub async fn issue(&self, names: &[String]) -> Result<Certificate, TlsError> {
+        let mut retries = 0;
+        loop {
+            match self.issue_once(names).await {
+                Err(TlsError::Acme(instant_acme::Error::Api(problem)))
+                    if retries < BAD_NONCE_RETRIES
+                        && problem
+                            .r#type
+                            .as_deref()
+                            .is_some_and(|t| t.ends_with(":badNonce")) =>
+                {
+                    retries += 1;
+                    tracing::info!(
+                        directory = %self.directory,
+                        retries,
+                        "the ACME server refused a nonce; trying again"
+                    );
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn issue_once(&self, names: &[String]) -> Result<Certificate, TlsError> {
         let account = self.account().await?;
         match self.order(&account, names).await {
             // The CA forgot the account (a test CA restarted, or the account

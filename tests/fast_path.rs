@@ -1,0 +1,418 @@
+//! The HTTP/1.1 fast path (src/h1/) against scripted and real backends on
+//! loopback: every way an upstream can frame a body, pipelining, upstream
+//! keep-alive and its failures, and the hand-over to the full stack in
+//! the middle of a connection.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// When a scripted backend closes a connection after answering.
+#[derive(Clone, Copy)]
+enum Close {
+    Never,
+    /// Right after the answer (the body runs until close).
+    AtOnce,
+    /// This long after the answer, as a keep-alive timeout would.
+    After(Duration),
+}
+
+/// A backend that answers every request with `answer(path)` and counts
+/// the connections it accepted.
+async fn scripted(
+    answer: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static,
+    close: Close,
+) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let answer = Arc::new(answer);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let Some(end) = find(&buf, b"\r\n\r\n") else {
+                        let mut chunk = [0u8; 4096];
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                    buf.drain(..end + 4);
+                    let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+                    if stream.write_all(&answer(&path)).await.is_err() {
+                        return;
+                    }
+                    match close {
+                        Close::Never => {}
+                        Close::AtOnce => return,
+                        Close::After(delay) => {
+                            tokio::time::sleep(delay).await;
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn proxy_to(addr: SocketAddr) -> String {
+    format!(
+        "[[site]]\n  [[site.route]]\n  path = \"/\"\n  upstream = \"app\"\n\n\
+         [upstream.app]\nservers = [\"{addr}\"]\n"
+    )
+}
+
+/// One HTTP/1.1 response read off a client connection: status, headers
+/// (lowercase names) and the decoded body.
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A client connection that reads responses one at a time.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr) -> Conn {
+        Conn {
+            stream: TcpStream::connect(addr).await.expect("connect"),
+            buf: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
+    async fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 16384];
+        match tokio::time::timeout(Duration::from_secs(5), self.stream.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    async fn take(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            assert!(self.fill().await, "connection ended inside a body");
+        }
+        self.buf.drain(..n).collect()
+    }
+
+    async fn line(&mut self) -> String {
+        loop {
+            if let Some(end) = find(&self.buf, b"\r\n") {
+                let line: Vec<u8> = self.buf.drain(..end + 2).collect();
+                return String::from_utf8_lossy(&line[..end]).into_owned();
+            }
+            assert!(self.fill().await, "connection ended inside a head");
+        }
+    }
+
+    /// Reads one response to a request made with `method`.
+    async fn response(&mut self, method: &str) -> Response {
+        let status_line = self.line().await;
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+        let mut headers = Vec::new();
+        loop {
+            let line = self.line().await;
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':').expect("header line");
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+        }
+        let mut response = Response {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        if method == "HEAD" || status == 204 || status == 304 {
+            return response;
+        }
+        if response.header("transfer-encoding") == Some("chunked") {
+            loop {
+                let size =
+                    usize::from_str_radix(self.line().await.split(';').next().unwrap_or(""), 16)
+                        .expect("chunk size");
+                if size == 0 {
+                    while !self.line().await.is_empty() {}
+                    break;
+                }
+                let data = self.take(size).await;
+                response.body.extend_from_slice(&data);
+                assert_eq!(self.take(2).await, b"\r\n");
+            }
+        } else if let Some(length) = response.header("content-length") {
+            let length = length.parse().expect("length");
+            response.body = self.take(length).await;
+        } else {
+            while self.fill().await {}
+            response.body = std::mem::take(&mut self.buf);
+        }
+        response
+    }
+
+    /// True when the server closed the connection.
+    async fn closed(&mut self) -> bool {
+        !self.fill().await && self.buf.is_empty()
+    }
+}
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: app.test\r\n\r\n").into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_body_with_trailers_is_relayed_and_both_connections_are_reused() {
+    let (backend, accepted) = scripted(
+        |_| b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;note=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: 11\r\n\r\n".to_vec(),
+        Close::Never,
+    )
+    .await;
+    let wharf = Wharf::start("", &proxy_to(backend));
+    let mut conn = Conn::open(wharf.addr).await;
+    for _ in 0..3 {
+        conn.send(&get("/chunked")).await;
+        let response = conn.response("GET").await;
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body, b"hello world");
+        assert!(response.header("x-request-id").is_some());
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "one upstream connection carried all three requests"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_ends_at_close_reaches_the_client_chunked_on_a_connection_that_stays_open() {
+    let (backend, accepted) = scripted(
+        |path| {
+            format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close {path}")
+                .into_bytes()
+        },
+        Close::AtOnce,
+    )
+    .await;
+    let wharf = Wharf::start("", &proxy_to(backend));
+    let mut conn = Conn::open(wharf.addr).await;
+    for path in ["/one", "/two"] {
+        conn.send(&get(path)).await;
+        let response = conn.response("GET").await;
+        assert_eq!(response.status, 200);
+        assert_eq!(response.header("transfer-encoding"), Some("chunked"));
+        assert_eq!(
+            String::from_utf8_lossy(&response.body),
+            format!("until close {path}")
+        );
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        2,
+        "a closed upstream connection is never reused"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_answered_in_order() {
+    let backend = echo().await;
+    let wharf = Wharf::start("", &proxy_to(backend));
+    let mut conn = Conn::open(wharf.addr).await;
+    let mut burst = Vec::new();
+    for path in ["/first", "/second", "/third"] {
+        burst.extend_from_slice(&get(path));
+    }
+    conn.send(&burst).await;
+    for path in ["/first", "/second", "/third"] {
+        let response = conn.response("GET").await;
+        assert_eq!(response.status, 200);
+        let seen: serde_json::Value = serde_json::from_slice(&response.body).expect("json");
+        assert_eq!(seen["path"], path);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_answers_carry_no_body_and_the_connection_goes_on() {
+    let (backend, _) = scripted(
+        |_| b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nContent-Type: text/plain\r\n\r\n".to_vec(),
+        Close::Never,
+    )
+    .await;
+    let wharf = Wharf::start("", &proxy_to(backend));
+    let mut conn = Conn::open(wharf.addr).await;
+    for _ in 0..2 {
+        conn.send(b"HEAD /big HTTP/1.1\r\nHost: app.test\r\n\r\n")
+            .await;
+        let response = conn.response("HEAD").await;
+        assert_eq!(response.status, 200);
+        assert_eq!(response.header("content-length"), Some("1000"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn informational_responses_before_the_answer_are_skipped() {
+    let (backend, _) = scripted(
+        |_| b"HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+        Close::Never,
+    )
+    .await;
+    let wharf = Wharf::start("", &proxy_to(backend));
+    let mut conn = Conn::open(wharf.addr).await;
+    conn.send(&get("/")).await;
+    let response = conn.response("GET").await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, b"ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_upstream_connection_the_server_closed_is_replaced_without_an_error() {
+    // The backend drops every connection 100 ms after answering, like a
+    // short keep-alive timeout.
+    let (backend, accepted) = scripted(
+        |_| b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+        Close::After(Duration::from_millis(100)),
+    )
+    .await;
+    let wharf = Wharf::start("", &proxy_to(backend));
+    let mut conn = Conn::open(wharf.addr).await;
+    for _ in 0..3 {
+        conn.send(&get("/")).await;
+        let response = conn.response("GET").await;
+        assert_eq!(response.status, 200, "no 502 for a stale pooled connection");
+        assert_eq!(response.body, b"ok");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_upstream_answer_is_a_502_and_closes_nothing_else() {
+    let (backend, _) = scripted(
+        |_| b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok".to_vec(),
+        Close::Never,
+    )
+    .await;
+    let wharf = Wharf::start("", &proxy_to(backend));
+    let mut conn = Conn::open(wharf.addr).await;
+    conn.send(&get("/")).await;
+    let response = conn.response("GET").await;
+    assert_eq!(response.status, 502);
+    assert_eq!(String::from_utf8_lossy(&response.body), "502 Bad Gateway\n");
+    // The client connection is still usable.
+    conn.send(&get("/")).await;
+    assert_eq!(conn.response("GET").await.status, 502);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_close_from_the_client_is_honoured() {
+    let backend = echo().await;
+    let wharf = Wharf::start("", &proxy_to(backend));
+    let mut conn = Conn::open(wharf.addr).await;
+    conn.send(b"GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")
+        .await;
+    let response = conn.response("GET").await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("connection"), Some("close"));
+    assert!(conn.closed().await, "wharf closes after answering");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_moves_to_the_full_stack_when_a_request_needs_it() {
+    let backend = echo().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).expect("mkdir");
+    std::fs::write(files.join("a.txt"), "a static file ".repeat(50)).expect("write");
+    let body = format!(
+        "[[site]]\n  [[site.route]]\n  path = \"/\"\n  upstream = \"app\"\n\
+         [[site.route]]\n  path = \"/files/\"\n  static = \"{}\"\n\n\
+         [upstream.app]\nservers = [\"{backend}\"]\n",
+        files.display()
+    );
+    let wharf = Wharf::start_in(dir, "", &body);
+    let mut conn = Conn::open(wharf.addr).await;
+    // Relayed on the fast path...
+    conn.send(&get("/api/one")).await;
+    let response = conn.response("GET").await;
+    assert_eq!(response.status, 200);
+    // ...then a static file with compression asked for: the full stack.
+    conn.send(b"GET /files/a.txt HTTP/1.1\r\nHost: app.test\r\nAccept-Encoding: gzip\r\n\r\n")
+        .await;
+    let response = conn.response("GET").await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-encoding"), Some("gzip"));
+    // ...and proxying goes on on the same connection.
+    conn.send(&get("/api/two")).await;
+    let response = conn.response("GET").await;
+    assert_eq!(response.status, 200);
+    let seen: serde_json::Value = serde_json::from_slice(&response.body).expect("json");
+    assert_eq!(seen["path"], "/api/two");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_over_64_kib_streams_to_the_backend_intact() {
+    let backend = echo().await;
+    let wharf = Wharf::start("", &proxy_to(backend));
+    let mut conn = Conn::open(wharf.addr).await;
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let mut request = format!(
+        "POST /upload HTTP/1.1\r\nHost: app.test\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    conn.send(&request).await;
+    let response = conn.response("POST").await;
+    assert_eq!(response.status, 200);
+    let seen: serde_json::Value = serde_json::from_slice(&response.body).expect("json");
+    assert_eq!(seen["body_bytes"], body.len());
+    // A small body right after on the same connection.
+    conn.send(b"POST /small HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\n\r\nhello")
+        .await;
+    let response = conn.response("POST").await;
+    let seen: serde_json::Value = serde_json::from_slice(&response.body).expect("json");
+    assert_eq!(seen["path"], "/small");
+    assert_eq!(seen["body_bytes"], 5);
+}

@@ -63,6 +63,7 @@ pub async fn serve<S: Transport>(
     };
     let mut shutdown = server.shutdown_signal();
     let mut buf = BytesMut::new();
+    let mut first = true;
     loop {
         let snapshot = server.snapshot();
         let settings = &snapshot.config.server;
@@ -73,7 +74,8 @@ pub async fn serve<S: Transport>(
         if buf.is_empty() {
             // Idle: give the buffer back and wait for the next request.
             buf = BytesMut::new();
-            if *shutdown.borrow_and_update() || !idle(&io, idle_timeout, &mut shutdown).await {
+            if *shutdown.borrow_and_update() || !idle(&io, idle_timeout, &mut shutdown, first).await
+            {
                 return;
             }
         }
@@ -99,6 +101,7 @@ pub async fn serve<S: Transport>(
             }
         };
 
+        first = false;
         // Boxed: an idle connection then holds only this loop's small
         // state, not a request's.
         let closing = *shutdown.borrow();
@@ -168,17 +171,26 @@ async fn close<S: Transport>(mut io: S) {
 
 /// Waits for the next request on an idle connection: true when bytes (or
 /// EOF) arrived, false after `timeout` or when wharf shuts down. Polled by
-/// hand to keep the state an idle connection holds small.
+/// hand to keep the state an idle connection holds small. `first`: no
+/// request was read yet.
 async fn idle<S: Transport>(
     io: &S,
     timeout: Duration,
     shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    first: bool,
 ) -> bool {
     let sleep = tokio::time::sleep(timeout);
     let changed = shutdown.changed();
     tokio::pin!(sleep, changed);
     std::future::poll_fn(|cx| {
-        if io.poll_read_ready(cx).is_ready() {
+        // A new socket can look readable before its first byte; a
+        // buffer taken then would be held for nothing.
+        let ready = if first {
+            io.poll_has_data(cx)
+        } else {
+            io.poll_read_ready(cx)
+        };
+        if ready.is_ready() {
             return Poll::Ready(true);
         }
         if sleep.as_mut().poll(cx).is_ready() || changed.as_mut().poll(cx).is_ready() {

@@ -81,6 +81,14 @@ impl<S: Transport> Transport for Prefixed<S> {
             Poll::Ready(Ok(()))
         }
     }
+
+    fn poll_has_data(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.prefix.is_empty() {
+            self.inner.poll_has_data(cx)
+        } else {
+            Poll::Ready(Ok(()))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Mutex;
+use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
@@ -64,10 +65,11 @@ impl Idle {
 }
 
 /// An idle connection has nothing to read: EOF or bytes mean the server
-/// closed it or broke the protocol.
+/// closed it or broke the protocol. The event loop already tracks that
+/// for every registered socket, so this asks it rather than the kernel.
 fn still_open(stream: &TcpStream) -> bool {
-    let mut probe = [0u8; 1];
-    matches!(stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    let mut cx = Context::from_waker(Waker::noop());
+    stream.poll_read_ready(&mut cx).is_pending()
 }
 
 /// Opens a connection to `addr` within `timeout`.

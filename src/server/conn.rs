@@ -233,6 +233,14 @@ pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static {
     /// buffer meanwhile: idle keep-alive connections then cost no buffer
     /// memory. Streams that buffer internally are always ready.
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>>;
+
+    /// Like `poll_read_ready`, but certain: a new socket may report itself
+    /// readable before any byte arrived, so this looks (without taking
+    /// anything) before saying yes. Costs a system call; used before the
+    /// first request of a connection.
+    fn poll_has_data(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.poll_read_ready(cx)
+    }
 }
 
 impl Transport for TcpStream {
@@ -242,6 +250,12 @@ impl Transport for TcpStream {
 
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         TcpStream::poll_read_ready(self, cx)
+    }
+
+    fn poll_has_data(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let mut byte = [0u8; 1];
+        let mut probe = ReadBuf::new(&mut byte);
+        self.poll_peek(cx, &mut probe).map_ok(|_| ())
     }
 }
 

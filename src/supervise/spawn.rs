@@ -45,6 +45,9 @@ pub fn spawn(app: &App, port: u16, rlimits: Rlimits) -> std::io::Result<Child> {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
+            // wharf turned transparent huge pages off for itself
+            // (main.rs); the app gets the machine's default back.
+            libc::prctl(libc::PR_SET_THP_DISABLE, 0, 0, 0, 0);
             // wharf may have died between fork and prctl.
             if libc::getppid() == 1 {
                 libc::_exit(1);

@@ -18,6 +18,7 @@
 
 mod acme;
 pub mod certificate;
+mod handshake;
 mod internal;
 mod policy;
 mod renewal;
@@ -33,13 +34,13 @@ use arc_swap::ArcSwap;
 use tokio::net::TcpStream;
 use tokio::task::AbortHandle;
 use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, HostPattern, TlsMode};
 pub use certificate::{Certificate, CertificateError, CertificateInfo};
+use handshake::Handshake;
 pub use policy::{answers_plain_http, intercept, secure, Policy};
 use renewal::{Issuer, Item};
-use resolver::{Challenges, Resolver, Store, ACME_TLS_ALPN};
+use resolver::{Challenges, Resolver, Store};
 
 /// Why TLS could not be set up or a certificate not obtained.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +79,7 @@ struct Task {
 pub struct Manager {
     store: Arc<Store>,
     challenges: Arc<Challenges>,
-    acceptor: TlsAcceptor,
+    handshake: Handshake,
     policy: ArcSwap<Policy>,
     /// Renewal tasks by what they were started with; a reload keeps a task
     /// whose key is unchanged and replaces the others.
@@ -104,18 +105,10 @@ impl Manager {
             store: store.clone(),
             challenges: challenges.clone(),
         };
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut server_config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap_or_else(|_| unreachable!("ring supports TLS 1.2 and 1.3"))
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::new(resolver));
-        server_config.alpn_protocols =
-            vec![b"h2".to_vec(), b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
         Manager {
             store,
             challenges,
-            acceptor: TlsAcceptor::from(Arc::new(server_config)),
+            handshake: Handshake::new(Arc::new(resolver)),
             policy: ArcSwap::from_pointee(Policy::default()),
             tasks: Mutex::new(HashMap::new()),
             acme: Mutex::new(None),
@@ -290,30 +283,13 @@ impl Manager {
     /// The TLS handshake on an accepted connection, within `timeout`.
     /// `None` when it fails (logged at debug: scanners and clients without
     /// SNI are normal) or when it was an ACME TLS-ALPN-01 validation, which
-    /// ends with the handshake.
+    /// ends with the handshake. The rustls settings are in `handshake.rs`.
     pub async fn accept(
         &self,
         stream: TcpStream,
         timeout: Duration,
     ) -> Option<TlsStream<TcpStream>> {
-        let peer = stream.peer_addr().ok();
-        match tokio::time::timeout(timeout, self.acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => {
-                if tls.get_ref().1.alpn_protocol() == Some(ACME_TLS_ALPN) {
-                    tracing::debug!(peer = ?peer, "answered a TLS-ALPN-01 validation");
-                    return None;
-                }
-                Some(tls)
-            }
-            Ok(Err(error)) => {
-                tracing::debug!(peer = ?peer, error = %error, "TLS handshake failed");
-                None
-            }
-            Err(_) => {
-                tracing::debug!(peer = ?peer, "TLS handshake timed out");
-                None
-            }
-        }
+        self.handshake.accept(stream, timeout).await
     }
 
     /// Hosts, expiry and issuer of every certificate served now.

@@ -71,20 +71,46 @@ pub async fn connect(
     roots: &str,
     alpn: &[&[u8]],
 ) -> std::io::Result<TlsStream<TcpStream>> {
+    connect_with(addr, host, client_config(roots, alpn, None)).await
+}
+
+/// A client config trusting `roots` (PEM); `suites` replaces rustls's
+/// cipher suites (and their order) when given.
+pub fn client_config(
+    roots: &str,
+    alpn: &[&[u8]],
+    suites: Option<Vec<rustls::SupportedCipherSuite>>,
+) -> Arc<rustls::ClientConfig> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut store = rustls::RootCertStore::empty();
     for cert in der(roots) {
         store.add(cert).expect("root");
     }
-    let mut config = rustls::ClientConfig::builder()
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(suites) = suites {
+        provider.cipher_suites = suites;
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
         .with_root_certificates(store)
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+/// A TLS connection to `addr` for `host` with `config`; connections made
+/// with the same config share its session cache, so they can resume.
+pub async fn connect_with(
+    addr: SocketAddr,
+    host: &str,
+    config: Arc<rustls::ClientConfig>,
+) -> std::io::Result<TlsStream<TcpStream>> {
     let tcp = TcpStream::connect(addr).await?;
     let name = ServerName::try_from(host.to_string()).expect("server name");
     tokio::time::timeout(
         Duration::from_secs(10),
-        TlsConnector::from(Arc::new(config)).connect(name, tcp),
+        TlsConnector::from(config).connect(name, tcp),
     )
     .await
     .map_err(|_| std::io::Error::other("handshake timed out"))?
@@ -110,6 +136,11 @@ pub struct Https {
 impl Https {
     pub async fn open(addr: SocketAddr, host: &str, roots: &str) -> std::io::Result<Https> {
         let tls = connect(addr, host, roots, &[b"http/1.1"]).await?;
+        Https::over(tls).await
+    }
+
+    /// HTTP/1.1 over a TLS connection made with `connect` or `connect_with`.
+    pub async fn over(tls: TlsStream<TcpStream>) -> std::io::Result<Https> {
         let serial = serial(&tls);
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await

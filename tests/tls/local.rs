@@ -299,3 +299,53 @@ async fn https_requests_reach_the_app_as_https() {
     let json = reply.json();
     assert_eq!(json["headers"]["x-forwarded-proto"], "https", "{json}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_use_aes_128_unless_the_client_prefers_chacha_and_resume() {
+    use rustls::crypto::ring::cipher_suite::{
+        TLS13_AES_128_GCM_SHA256, TLS13_AES_256_GCM_SHA384, TLS13_CHACHA20_POLY1305_SHA256,
+    };
+    use rustls::{CipherSuite, HandshakeKind};
+
+    let echo = support::echo().await;
+    let host = "fast.internal.test";
+    let sites = format!(
+        "[[site]]\nhosts = [\"{host}\"]\n[[site.route]]\npath = \"/\"\nupstream = \"app\"\n\n\
+         [upstream.app]\nservers = [\"{echo}\"]\n"
+    );
+    let (_wharf, _storage, _, https, ca) = internal_wharf(&sites, "");
+    let addr = https_addr(https);
+    let suite = |tls: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>| {
+        tls.get_ref().1.negotiated_cipher_suite().map(|s| s.suite())
+    };
+
+    // rustls's own order, like OpenSSL's, lists AES-256-GCM-SHA384 first:
+    // wharf chooses AES-128-GCM-SHA256.
+    let config = client_config(&ca, &[b"http/1.1"], None);
+    let tls = connect_with(addr, host, config.clone()).await.expect("TLS");
+    assert_eq!(suite(&tls), Some(CipherSuite::TLS13_AES_128_GCM_SHA256));
+    assert_eq!(tls.get_ref().1.handshake_kind(), Some(HandshakeKind::Full));
+    // The session ticket arrives with the first answer.
+    let mut connection = Https::over(tls).await.expect("HTTP/1.1");
+    assert_eq!(connection.get(host, "/").await.status, StatusCode::OK);
+    drop(connection);
+    let tls = connect_with(addr, host, config).await.expect("TLS");
+    assert_eq!(
+        tls.get_ref().1.handshake_kind(),
+        Some(HandshakeKind::Resumed)
+    );
+    assert_eq!(suite(&tls), Some(CipherSuite::TLS13_AES_128_GCM_SHA256));
+
+    // A client without AES hardware lists ChaCha20 first and gets it.
+    let chacha_first = vec![
+        TLS13_CHACHA20_POLY1305_SHA256,
+        TLS13_AES_256_GCM_SHA384,
+        TLS13_AES_128_GCM_SHA256,
+    ];
+    let config = client_config(&ca, &[b"http/1.1"], Some(chacha_first));
+    let tls = connect_with(addr, host, config).await.expect("TLS");
+    assert_eq!(
+        suite(&tls),
+        Some(CipherSuite::TLS13_CHACHA20_POLY1305_SHA256)
+    );
+}

@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 
 use super::chunked::Chunked;
 use super::head::{self, Extra, Framing, RequestHead, ResponseHead, ResponseParse};
-use super::{upstream, Client, Target};
+use super::{now_or_pending, upstream, Client, Target};
 use crate::balance::{retry, Member, Pick, Tried};
 use crate::observe::access::Entry;
 use crate::observe::request::{self, RouteSlot, Started};
@@ -376,10 +376,15 @@ pub(crate) async fn relay<S: Transport>(
             member.state.raw.put(conn);
         }
         drop(server_in_flight);
-        let flushed = matches!(
-            tokio::time::timeout(cx.idle_timeout, io.flush()).await,
-            Ok(Ok(()))
-        );
+        let flush = io.flush();
+        tokio::pin!(flush);
+        let flushed = match now_or_pending(flush.as_mut()).await {
+            Some(flushed) => flushed.is_ok(),
+            None => matches!(
+                tokio::time::timeout(cx.idle_timeout, flush).await,
+                Ok(Ok(()))
+            ),
+        };
         return copied && flushed && usable_after(&payload);
     }
 }
@@ -552,10 +557,16 @@ async fn stream_body<S: AsyncRead + Unpin>(
 
 /// Writes `bytes` to the client within `timeout`.
 async fn write_out<S: AsyncWrite + Unpin>(io: &mut S, bytes: &[u8], timeout: Duration) -> bool {
-    matches!(
-        tokio::time::timeout(timeout, io.write_all(bytes)).await,
-        Ok(Ok(()))
-    )
+    let write = io.write_all(bytes);
+    tokio::pin!(write);
+    let written = match now_or_pending(write.as_mut()).await {
+        Some(written) => written,
+        None => match tokio::time::timeout(timeout, write).await {
+            Ok(written) => written,
+            Err(_) => return false,
+        },
+    };
+    written.is_ok()
 }
 
 /// Reads more of the upstream body into an emptied `buf`.

@@ -22,6 +22,7 @@ pub mod upstream;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -64,13 +65,15 @@ pub async fn serve<S: Transport>(
     let mut shutdown = server.shutdown_signal();
     let mut buf = BytesMut::new();
     let mut first = true;
+    // Read again from each request's snapshot, so a reload applies from
+    // the next request on.
+    let mut limits = Limits::of(&server.snapshot());
     loop {
-        let snapshot = server.snapshot();
-        let settings = &snapshot.config.server;
-        let (idle_timeout, header_timeout) = (settings.idle_timeout, settings.header_timeout);
-        let max_head = usize::try_from(settings.max_header_size).unwrap_or(usize::MAX);
-        drop(snapshot);
-
+        let Limits {
+            idle_timeout,
+            header_timeout,
+            max_head,
+        } = limits;
         if buf.is_empty() {
             // Idle: give the buffer back and wait for the next request.
             buf = BytesMut::new();
@@ -80,8 +83,9 @@ pub async fn serve<S: Transport>(
             }
         }
 
-        // Read until the head is complete, within the header timeout.
-        let deadline = tokio::time::Instant::now() + header_timeout;
+        // Read until the head is complete, within the header timeout
+        // (counted from the first read that has to wait).
+        let mut deadline = None;
         let head = loop {
             match head::parse_request(&mut buf, max_head) {
                 Parsed::Head(head) => break head,
@@ -91,7 +95,17 @@ pub async fn serve<S: Transport>(
             if buf.capacity() - buf.len() < 1024 {
                 buf.reserve(READ_BUFFER.max(buf.len()));
             }
-            match tokio::time::timeout_at(deadline, io.read_buf(&mut buf)).await {
+            let read = io.read_buf(&mut buf);
+            tokio::pin!(read);
+            let read = match now_or_pending(read.as_mut()).await {
+                Some(read) => Ok(read),
+                None => {
+                    let deadline = *deadline
+                        .get_or_insert_with(|| tokio::time::Instant::now() + header_timeout);
+                    tokio::time::timeout_at(deadline, read).await
+                }
+            };
+            match read {
                 Ok(Ok(0)) | Ok(Err(_)) => return,
                 Ok(Ok(_)) => {}
                 Err(_) => {
@@ -105,7 +119,12 @@ pub async fn serve<S: Transport>(
         // Boxed: an idle connection then holds only this loop's small
         // state, not a request's.
         let closing = *shutdown.borrow();
-        let next = Box::pin(request(&mut io, &mut buf, head, &client, &server, closing)).await;
+        let snapshot = server.snapshot();
+        limits = Limits::of(&snapshot);
+        let next = Box::pin(request(
+            &mut io, &mut buf, head, &client, &server, snapshot, closing,
+        ))
+        .await;
         match next {
             Next::Request => {}
             Next::Close => return Box::pin(close(io)).await,
@@ -114,6 +133,38 @@ pub async fn serve<S: Transport>(
             }
         }
     }
+}
+
+/// The `[server]` settings the connection loop needs between requests.
+#[derive(Clone, Copy)]
+struct Limits {
+    idle_timeout: Duration,
+    header_timeout: Duration,
+    max_head: usize,
+}
+
+impl Limits {
+    fn of(snapshot: &crate::snapshot::Snapshot) -> Limits {
+        let settings = &snapshot.config.server;
+        Limits {
+            idle_timeout: settings.idle_timeout,
+            header_timeout: settings.header_timeout,
+            max_head: usize::try_from(settings.max_header_size).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+/// Polls `future` once: its output if it is ready now, else `None` (the
+/// future can then be awaited further). Lets a timeout be armed, and the
+/// clock read, only for operations that actually have to wait.
+pub(crate) async fn now_or_pending<F: Future + ?Sized>(
+    mut future: Pin<&mut F>,
+) -> Option<F::Output> {
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        Poll::Ready(output) => Poll::Ready(Some(output)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await
 }
 
 /// What the connection does after a request.
@@ -132,9 +183,9 @@ async fn request<S: Transport>(
     head: head::RequestHead,
     client: &Client,
     server: &Server,
+    snapshot: Arc<crate::snapshot::Snapshot>,
     closing: bool,
 ) -> Next {
-    let snapshot = server.snapshot();
     let Some(target) = relayable(&head, &snapshot, server, client.scheme) else {
         // Put the head back: hyper reads the request from the start.
         let mut whole = BytesMut::from(&head.raw[..]);

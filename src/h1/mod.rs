@@ -56,24 +56,16 @@ pub async fn serve<S: Transport>(
     server: Arc<Server>,
     scheme: &'static str,
 ) {
-    let client = Client {
-        peer,
-        peer_header: HeaderValue::from_str(&peer.ip().to_string())
-            .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
-        scheme,
-    };
     let mut shutdown = server.shutdown_signal();
     let mut buf = BytesMut::new();
     let mut first = true;
-    // Read again from each request's snapshot, so a reload applies from
-    // the next request on.
-    let mut limits = Limits::of(&server.snapshot());
     loop {
-        let Limits {
-            idle_timeout,
-            header_timeout,
-            max_head,
-        } = limits;
+        let snapshot = server.snapshot();
+        let settings = &snapshot.config.server;
+        let (idle_timeout, header_timeout) = (settings.idle_timeout, settings.header_timeout);
+        let max_head = usize::try_from(settings.max_header_size).unwrap_or(usize::MAX);
+        drop(snapshot);
+
         if buf.is_empty() {
             // Idle: give the buffer back and wait for the next request.
             buf = BytesMut::new();
@@ -83,9 +75,8 @@ pub async fn serve<S: Transport>(
             }
         }
 
-        // Read until the head is complete, within the header timeout
-        // (counted from the first read that has to wait).
-        let mut deadline = None;
+        // Read until the head is complete, within the header timeout.
+        let deadline = tokio::time::Instant::now() + header_timeout;
         let head = loop {
             match head::parse_request(&mut buf, max_head) {
                 Parsed::Head(head) => break head,
@@ -95,17 +86,7 @@ pub async fn serve<S: Transport>(
             if buf.capacity() - buf.len() < 1024 {
                 buf.reserve(READ_BUFFER.max(buf.len()));
             }
-            let read = io.read_buf(&mut buf);
-            tokio::pin!(read);
-            let read = match now_or_pending(read.as_mut()).await {
-                Some(read) => Ok(read),
-                None => {
-                    let deadline = *deadline
-                        .get_or_insert_with(|| tokio::time::Instant::now() + header_timeout);
-                    tokio::time::timeout_at(deadline, read).await
-                }
-            };
-            match read {
+            match tokio::time::timeout_at(deadline, io.read_buf(&mut buf)).await {
                 Ok(Ok(0)) | Ok(Err(_)) => return,
                 Ok(Ok(_)) => {}
                 Err(_) => {
@@ -119,10 +100,8 @@ pub async fn serve<S: Transport>(
         // Boxed: an idle connection then holds only this loop's small
         // state, not a request's.
         let closing = *shutdown.borrow();
-        let snapshot = server.snapshot();
-        limits = Limits::of(&snapshot);
         let next = Box::pin(request(
-            &mut io, &mut buf, head, &client, &server, snapshot, closing,
+            &mut io, &mut buf, head, peer, scheme, &server, closing,
         ))
         .await;
         match next {
@@ -131,25 +110,6 @@ pub async fn serve<S: Transport>(
             Next::Handoff(whole) => {
                 return Box::pin(handoff(io, whole, peer, server, scheme)).await
             }
-        }
-    }
-}
-
-/// The `[server]` settings the connection loop needs between requests.
-#[derive(Clone, Copy)]
-struct Limits {
-    idle_timeout: Duration,
-    header_timeout: Duration,
-    max_head: usize,
-}
-
-impl Limits {
-    fn of(snapshot: &crate::snapshot::Snapshot) -> Limits {
-        let settings = &snapshot.config.server;
-        Limits {
-            idle_timeout: settings.idle_timeout,
-            header_timeout: settings.header_timeout,
-            max_head: usize::try_from(settings.max_header_size).unwrap_or(usize::MAX),
         }
     }
 }
@@ -181,11 +141,20 @@ async fn request<S: Transport>(
     io: &mut S,
     buf: &mut BytesMut,
     head: head::RequestHead,
-    client: &Client,
+    peer: SocketAddr,
+    scheme: &'static str,
     server: &Server,
-    snapshot: Arc<crate::snapshot::Snapshot>,
     closing: bool,
 ) -> Next {
+    let snapshot = server.snapshot();
+    // Per request rather than per connection: an idle connection then
+    // holds less.
+    let client = Client {
+        peer,
+        peer_header: HeaderValue::from_str(&peer.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+        scheme,
+    };
     let Some(target) = relayable(&head, &snapshot, server, client.scheme) else {
         // Put the head back: hyper reads the request from the start.
         let mut whole = BytesMut::from(&head.raw[..]);
@@ -197,7 +166,7 @@ async fn request<S: Transport>(
         _ => None,
     };
     let context = exchange::Context {
-        client,
+        client: &client,
         snapshot: &snapshot,
         site: target.site,
         hsts: hsts.as_ref(),

@@ -251,6 +251,32 @@ impl Pool {
         Duration::from_millis(soonest.unwrap_or(fallback).max(1000))
     }
 
+    /// After a failed attempt on server `index`: whether to try another
+    /// server, and after what pause. `wanted` says the failure is worth a
+    /// retry and resending is safe; the retry limit and the retry budget
+    /// decide the rest. Counts and logs the retry and advances `attempt`
+    /// (retries made so far).
+    pub fn retry(&self, index: usize, attempt: &mut u32, wanted: bool) -> Option<Duration> {
+        if !wanted || *attempt >= self.settings.retries || !self.budget.withdraw() {
+            return None;
+        }
+        *attempt += 1;
+        self.metrics.retried();
+        if let Some(member) = self.members.get(index) {
+            tracing::info!(
+                upstream = %self.name,
+                server = %member.addr,
+                attempt = *attempt,
+                "retrying on another server"
+            );
+        }
+        Some(retry::backoff(
+            *attempt,
+            self.settings.retry_backoff,
+            self.settings.retry_backoff_max,
+        ))
+    }
+
     /// Records how a request to `members[index]` went: feeds passive
     /// ejection and the breaker, and logs their state changes.
     pub fn record(&self, index: usize, success: bool) {

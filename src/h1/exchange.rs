@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use super::chunked::Chunked;
 use super::head::{self, Extra, Framing, RequestHead, ResponseHead, ResponseParse};
 use super::{now_or_pending, upstream, Client, Target};
-use crate::balance::{retry, Member, Pick, Tried};
+use crate::balance::{Member, Pick, Tried};
 use crate::observe::access::Entry;
 use crate::observe::request::{self, RouteSlot, Started};
 use crate::observe::{metrics, trace};
@@ -185,7 +185,6 @@ pub(crate) async fn relay<S: Transport>(
     };
 
     let pool = &target.pool;
-    let retries = pool.settings.retries;
     pool.budget.deposit();
     let mut tried = Tried::default();
     let mut attempt = 0u32;
@@ -255,27 +254,10 @@ pub(crate) async fn relay<S: Transport>(
         if let Ok(Ok(_)) = &outcome {
             pool.metrics.answered(index, sent.elapsed());
         }
-        let retry = !success
-            && safe_to_retry
-            && payload.replayable()
-            && attempt < retries
-            && pool.budget.withdraw();
-        if retry {
-            attempt += 1;
-            pool.metrics.retried();
-            tracing::info!(
-                upstream = %pool.name,
-                server = %member.addr,
-                attempt,
-                "retrying on another server"
-            );
+        let wanted = !success && safe_to_retry && payload.replayable();
+        if let Some(delay) = pool.retry(index, &mut attempt, wanted) {
             drop(outcome);
             drop(server_in_flight);
-            let delay = retry::backoff(
-                attempt,
-                pool.settings.retry_backoff,
-                pool.settings.retry_backoff_max,
-            );
             tokio::time::sleep(delay).await;
             continue;
         }

@@ -365,6 +365,18 @@ pub fn parse_response(
     if matches!(framing, Framing::Chunked | Framing::Close) {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
+    write_extra(out, extra);
+
+    Ok(ResponseParse::Complete(ResponseHead {
+        status,
+        framing,
+        reusable: !upstream_close && framing != Framing::Close,
+        len,
+    }))
+}
+
+/// Ends a response head with what the client side adds, and the blank line.
+fn write_extra(out: &mut Vec<u8>, extra: &Extra<'_>) {
     out.extend_from_slice(b"x-request-id: ");
     out.extend_from_slice(extra.request_id.as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -377,13 +389,6 @@ pub fn parse_response(
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
-
-    Ok(ResponseParse::Complete(ResponseHead {
-        status,
-        framing,
-        reusable: !upstream_close && framing != Framing::Close,
-        len,
-    }))
 }
 
 /// Response headers never relayed (RFC 9110 7.6.1); `Upgrade` too, since
@@ -415,18 +420,7 @@ pub fn write_status(
     for (name, value) in more {
         out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
     }
-    out.extend_from_slice(b"x-request-id: ");
-    out.extend_from_slice(extra.request_id.as_bytes());
-    out.extend_from_slice(b"\r\n");
-    if let Some(hsts) = extra.hsts {
-        out.extend_from_slice(b"strict-transport-security: ");
-        out.extend_from_slice(hsts.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    if extra.close {
-        out.extend_from_slice(b"connection: close\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
+    write_extra(out, extra);
     if !extra.head_request {
         out.extend_from_slice(body.as_bytes());
     }

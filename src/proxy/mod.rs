@@ -21,7 +21,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 
 use crate::balance::state::InFlight;
-use crate::balance::{retry, Pick, Pool, Tried};
+use crate::balance::{Pick, Pool, Tried};
 use crate::body::{self, Body};
 use crate::response;
 
@@ -214,27 +214,10 @@ pub async fn forward(
         if let Attempt::Answered(..) = &outcome {
             pool.metrics.answered(index, sent.elapsed());
         }
-        let retry = !success
-            && safe_to_retry
-            && payload.replayable()
-            && attempt < retries
-            && pool.budget.withdraw();
-        if retry {
-            attempt += 1;
-            pool.metrics.retried();
-            tracing::info!(
-                upstream = %pool.name,
-                server = %member.addr,
-                attempt,
-                "retrying on another server"
-            );
+        let wanted = !success && safe_to_retry && payload.replayable();
+        if let Some(delay) = pool.retry(index, &mut attempt, wanted) {
             drop(outcome);
             drop(in_flight);
-            let delay = retry::backoff(
-                attempt,
-                pool.settings.retry_backoff,
-                pool.settings.retry_backoff_max,
-            );
             tokio::time::sleep(delay).await;
             continue;
         }

@@ -256,6 +256,25 @@ async fn a_body_that_ends_at_close_reaches_the_client_chunked_on_a_connection_th
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_without_a_date_gets_one() {
+    let (backend, _) = scripted(
+        |_| b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+        Close::Never,
+    )
+    .await;
+    let wharf = Wharf::start("", &proxy_to(backend));
+    let mut conn = Conn::open(wharf.addr).await;
+    conn.send(&get("/")).await;
+    let response = conn.response("GET").await;
+    let date = response.header("date").expect("a Date header");
+    let parsed = httpdate::parse_http_date(date).expect("an HTTP date");
+    let age = std::time::SystemTime::now()
+        .duration_since(parsed)
+        .unwrap_or_default();
+    assert!(age < Duration::from_secs(60), "Date {date} is now");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_requests_are_answered_in_order() {
     let backend = echo().await;
     let wharf = Wharf::start("", &proxy_to(backend));

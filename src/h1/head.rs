@@ -292,9 +292,12 @@ pub fn parse_response(
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut transfer_encoded = false;
+    let mut dated = false;
     for field in response.headers.iter() {
         let name = field.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"connection") {
+        if name.eq_ignore_ascii_case(b"date") {
+            dated = true;
+        } else if name.eq_ignore_ascii_case(b"connection") {
             for token in field.value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
@@ -365,6 +368,13 @@ pub fn parse_response(
     if matches!(framing, Framing::Chunked | Framing::Close) {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
+    if !dated {
+        // RFC 9110 6.6.1: a proxy forwarding a response without a Date
+        // adds the time it received it.
+        out.extend_from_slice(b"date: ");
+        out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
     write_extra(out, extra);
 
     Ok(ResponseParse::Complete(ResponseHead {
@@ -416,6 +426,9 @@ pub fn write_status(
     let body = format!("{} {}\n", status.as_u16(), reason);
     out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", status.as_u16(), reason).as_bytes());
     out.extend_from_slice(b"content-type: text/plain; charset=utf-8\r\n");
+    out.extend_from_slice(b"date: ");
+    out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
+    out.extend_from_slice(b"\r\n");
     out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
     for (name, value) in more {
         out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
@@ -517,14 +530,14 @@ mod tests {
     #[test]
     fn response_heads_lose_hop_by_hop_headers_and_gain_the_request_id() {
         let (head, out) = response(
-            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive, X-Private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\nX-Request-Id: upstream\r\nX-Kept: yes\r\n\r\nhello",
+            "HTTP/1.1 200 OK\r\nDate: Wed, 25 Nov 2026 22:00:00 GMT\r\nContent-Length: 5\r\nConnection: keep-alive, X-Private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\nX-Request-Id: upstream\r\nX-Kept: yes\r\n\r\nhello",
             false,
         );
         assert_eq!(head.framing, Framing::Length(5));
         assert!(head.reusable);
         assert_eq!(
             out,
-            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Kept: yes\r\nx-request-id: req-1\r\n\r\n"
+            "HTTP/1.1 200 OK\r\nDate: Wed, 25 Nov 2026 22:00:00 GMT\r\nContent-Length: 5\r\nX-Kept: yes\r\nx-request-id: req-1\r\n\r\n"
         );
     }
 

@@ -190,7 +190,7 @@ async fn a_bad_reload_keeps_the_old_config_serving_and_says_why() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_adds_and_removes_listeners() {
     let wharf = Wharf::start("", &respond_site("hi"));
-    let extra = dead_addr();
+    let extra = std::net::SocketAddr::from(([127, 0, 0, 1], free_ports(1)));
     wharf.rewrite(
         &format!("listen = [\"127.0.0.1:0\", \"{extra}\"]"),
         &respond_site("hi"),
@@ -379,7 +379,7 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
 #[test]
 fn without_a_config_file_wharf_runs_the_demo() {
     let dir = tempfile::tempdir().expect("dir");
-    let port = dead_addr().port();
+    let port = free_ports(1);
     let mut child = Command::new(WHARF)
         .arg("run")
         .current_dir(dir.path())

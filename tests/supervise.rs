@@ -12,22 +12,6 @@ use std::time::{Duration, Instant};
 use http::Method;
 use support::*;
 
-/// A block of `n` free consecutive loopback ports, below the ephemeral
-/// range so that client connections of other tests (and their TIME_WAIT
-/// remains) never occupy them.
-fn free_ports(n: u16) -> u16 {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let seed = std::process::id().wrapping_mul(7919);
-    for _ in 0..500 {
-        let step = NEXT.fetch_add(1, Ordering::Relaxed);
-        let base = 20_000 + (seed.wrapping_add(step.wrapping_mul(16)) % 12_000) as u16;
-        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no {n} free consecutive ports");
-}
-
 fn app_site(app_section: &str, upstream_extra: &str) -> String {
     format!(
         "[[site]]\n  [[site.route]]\n  path = \"/\"\n  upstream = \"web\"\n\n\

@@ -51,7 +51,7 @@ fn artifacts() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    dead_addr().port()
+    free_ports(1)
 }
 
 /// A child process killed when the test ends, however it ends.
@@ -149,16 +149,4 @@ fn status_row(output: &str, server: SocketAddr) -> String {
         .find(|l| l.contains(&server.to_string()))
         .unwrap_or_else(|| panic!("{server} not listed:\n{output}"))
         .to_string()
-}
-
-/// `n` free consecutive loopback ports below the ephemeral range.
-fn free_ports(n: u16) -> u16 {
-    let seed = std::process::id().wrapping_mul(104_729);
-    for step in 0..500u32 {
-        let base = 32_100 + (seed.wrapping_add(step.wrapping_mul(16)) % 4_000) as u16;
-        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no {n} free consecutive ports");
 }

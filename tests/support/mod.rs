@@ -190,6 +190,23 @@ pub async fn echo() -> SocketAddr {
     addr
 }
 
+/// A block of `n` free consecutive loopback ports for wharf to listen on,
+/// below the ephemeral range: a port taken from `bind(0)` and released
+/// can be handed to any other test's listener or client at once, one
+/// from here cannot.
+pub fn free_ports(n: u16) -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(7919);
+    for _ in 0..500 {
+        let step = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let base = 20_000 + (seed.wrapping_add(step.wrapping_mul(16)) % 12_000) as u16;
+        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no {n} free consecutive ports");
+}
+
 /// A port nothing listens on (bound then released).
 pub fn dead_addr() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -17,9 +17,9 @@ use tokio_rustls::TlsConnector;
 
 use crate::support::{self, Wharf};
 
-/// A port nothing listens on right now.
+/// A port nothing listens on right now, for a listener.
 pub fn free_port() -> u16 {
-    support::dead_addr().port()
+    support::free_ports(1)
 }
 
 /// A CA made for one test: signs Pebble's HTTPS certificate and files-mode pairs.

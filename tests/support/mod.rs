@@ -207,10 +207,27 @@ pub fn free_ports(n: u16) -> u16 {
     panic!("no {n} free consecutive ports");
 }
 
-/// A port nothing listens on (bound then released).
+/// An address where nothing listens, and nothing else can start to: a
+/// socket bound to it without listening is kept open for the life of the
+/// test process, so connecting is refused and no other test's listener is
+/// given the port.
 pub fn dead_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr")
+    // SAFETY: plain socket calls on a new descriptor owned here, with
+    // pointers to properly sized local structs. The descriptor is never
+    // closed on purpose: it holds the port.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let bound = libc::bind(fd, std::ptr::addr_of!(addr).cast(), len);
+        assert_eq!(bound, 0, "bind: {}", std::io::Error::last_os_error());
+        let named = libc::getsockname(fd, std::ptr::addr_of_mut!(addr).cast(), &mut len);
+        assert_eq!(named, 0, "getsockname: {}", std::io::Error::last_os_error());
+        SocketAddr::from(([127, 0, 0, 1], u16::from_be(addr.sin_port)))
+    }
 }
 
 pub struct Reply {

@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::chunked::Chunked;
-use super::head::{self, Extra, Framing, RequestHead, ResponseHead, ResponseParse};
+use super::head::{self, Extra, Framing, Kind, RequestHead, ResponseHead, ResponseParse};
 use super::{now_or_pending, upstream, Client, Target};
 use crate::balance::{Member, Pick, Tried};
 use crate::observe::access::Entry;
@@ -90,7 +90,7 @@ enum SendError {
 pub(crate) async fn relay<S: Transport>(
     io: &mut S,
     cbuf: &mut BytesMut,
-    mut head: RequestHead,
+    head: RequestHead,
     target: &Target,
     cx: &Context<'_>,
 ) -> bool {
@@ -98,9 +98,28 @@ pub(crate) async fn relay<S: Transport>(
     let in_flight = metrics::global().request_started();
     let snapshot = cx.snapshot;
     let peer = cx.client.peer;
-    let ids = trace::take_or_create(&mut head.headers);
     let peer_trusted = snapshot.is_trusted(peer.ip());
-    let client_ip = headers::client_ip(&head.headers, peer.ip(), |ip| snapshot.is_trusted(ip));
+    let mut upstream_head = Vec::with_capacity(head.raw.len() + 256);
+    let (ids, client_ip) = if head.plain && !peer_trusted {
+        let chosen = trace::choose(
+            head.first(Kind::RequestId)
+                .and_then(|field| head.header_value(field))
+                .as_ref(),
+            single_traceparent(&head).as_ref(),
+        );
+        head::write_forwarded(
+            &mut upstream_head,
+            &head,
+            peer.ip(),
+            cx.client.scheme,
+            &chosen,
+        );
+        (chosen.ids, peer.ip())
+    } else {
+        rewrite(&mut upstream_head, &head, cx.client, |ip| {
+            snapshot.is_trusted(ip)
+        })
+    };
     let route = RouteSlot::default();
     route.set(&target.metrics);
     let entry = snapshot.access.enabled().then(|| Entry {
@@ -114,9 +133,8 @@ pub(crate) async fn relay<S: Transport>(
         client: peer,
         client_ip,
         user_agent: head
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
+            .first(Kind::UserAgent)
+            .and_then(|field| std::str::from_utf8(head.value(field)).ok())
             .map(str::to_string),
         ids: Some(ids.clone()),
     });
@@ -130,30 +148,6 @@ pub(crate) async fn relay<S: Transport>(
         log: entry.map(|entry| (snapshot.access.clone(), entry)),
     };
 
-    let host = head.headers.get(header::HOST).cloned();
-    headers::strip_hop_by_hop(&mut head.headers);
-    headers::set_forwarded(
-        &mut head.headers,
-        headers::Forwarding {
-            peer: peer.ip(),
-            peer_trusted,
-            scheme: cx.client.scheme,
-            host: host.as_ref(),
-            peer_header: &cx.client.peer_header,
-        },
-        client_ip,
-    );
-    if let Some(host) = host {
-        head.headers.insert(header::HOST, host);
-    }
-
-    let mut upstream_head = Vec::with_capacity(512);
-    head::write_request(
-        &mut upstream_head,
-        &head.method,
-        &head.target,
-        &head.headers,
-    );
     let mut payload = if head.content_length <= REPLAYABLE_BODY {
         match read_body(io, cbuf, head.content_length, cx.idle_timeout).await {
             Some(body) => upstream_head.extend_from_slice(&body),
@@ -369,6 +363,55 @@ pub(crate) async fn relay<S: Transport>(
         };
         return copied && flushed && usable_after(&payload);
     }
+}
+
+/// The request's `traceparent` when it has exactly one.
+fn single_traceparent(head: &RequestHead) -> Option<HeaderValue> {
+    let mut parents = head
+        .fields
+        .iter()
+        .filter(|field| field.kind == Kind::Traceparent);
+    match (parents.next(), parents.next()) {
+        (Some(field), None) => head.header_value(field),
+        _ => None,
+    }
+}
+
+/// Writes the upstream head through a `HeaderMap` and `proxy::headers`:
+/// for a trusted proxy's requests (its forwarded headers are extended)
+/// and for heads with hop-by-hop headers to remove. Returns the ids and
+/// the client's address.
+fn rewrite(
+    out: &mut Vec<u8>,
+    head: &RequestHead,
+    client: &Client,
+    is_trusted: impl Fn(std::net::IpAddr) -> bool,
+) -> (trace::Ids, std::net::IpAddr) {
+    let peer = client.peer.ip();
+    let mut headers = head.header_map();
+    let ids = trace::take_or_create(&mut headers);
+    let peer_trusted = is_trusted(peer);
+    let client_ip = headers::client_ip(&headers, peer, &is_trusted);
+    let host = headers.get(header::HOST).cloned();
+    let peer_header = HeaderValue::from_str(&peer.to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+    headers::strip_hop_by_hop(&mut headers);
+    headers::set_forwarded(
+        &mut headers,
+        headers::Forwarding {
+            peer,
+            peer_trusted,
+            scheme: client.scheme,
+            host: host.as_ref(),
+            peer_header: &peer_header,
+        },
+        client_ip,
+    );
+    if let Some(host) = host {
+        headers.insert(header::HOST, host);
+    }
+    head::write_request(out, &head.method, &head.target, &headers);
+    (ids, client_ip)
 }
 
 /// Answers wharf's own 502 or 504 after the last attempt failed.
@@ -672,4 +715,108 @@ async fn copy_until_close<S: AsyncWrite + Unpin>(
         }
     }
     write_out(io, b"0\r\n\r\n", write_timeout).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use head::Parsed;
+
+    /// The header fields of an upstream head, names lowercased, sorted
+    /// (order is free; values and their count are not).
+    fn fields(out: &[u8]) -> (String, Vec<(String, String)>) {
+        let text = std::str::from_utf8(out).expect("ascii head");
+        let mut lines = text.split("\r\n");
+        let start = lines.next().expect("request line").to_string();
+        let mut fields: Vec<(String, String)> = lines
+            .take_while(|line| !line.is_empty())
+            .map(|line| {
+                let (name, value) = line.split_once(": ").expect("field");
+                (name.to_ascii_lowercase(), value.to_string())
+            })
+            .collect();
+        fields.sort();
+        (start, fields)
+    }
+
+    fn parsed(text: &str) -> RequestHead {
+        let mut buf = BytesMut::from(text.as_bytes());
+        match head::parse_request(&mut buf, 64 * 1024) {
+            Parsed::Head(head) => head,
+            other => panic!("not relayable: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn field_by_field_heads_match_the_header_map_rewrite() {
+        let client = Client {
+            peer: "203.0.113.9:4000".parse().expect("addr"),
+            scheme: "https",
+        };
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        for text in [
+            "GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t\r\nX-Two: 1\r\nX-Two: 2\r\n\r\n",
+            // Spoofed forwarded headers are replaced, whatever their case.
+            "POST /f HTTP/1.1\r\nhost: example.com:8443\r\nX-Forwarded-For: 6.6.6.6\r\nX-FORWARDED-PROTO: http\r\nx-forwarded-host: evil\r\nX-Real-IP: 6.6.6.6\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n",
+            // Valid ids are kept, with the trace state.
+            &format!("GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: abc-1\r\nX-Request-Id: second\r\ntraceparent: {parent}\r\ntracestate: v=1\r\ntracestate: w=2\r\nConnection: close\r\n\r\n"),
+            // Invalid ones are replaced and the trace state dropped.
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: has space\r\ntraceparent: 00-bad\r\ntracestate: v=1\r\n\r\n",
+            &format!("GET / HTTP/1.1\r\nHost: a\r\ntraceparent: {parent}\r\ntraceparent: {parent}\r\n\r\n"),
+        ] {
+            let head = parsed(text);
+            assert!(head.plain, "{text:?}");
+            let chosen = trace::choose(
+                head.first(Kind::RequestId)
+                    .and_then(|field| head.header_value(field))
+                    .as_ref(),
+                single_traceparent(&head).as_ref(),
+            );
+            let mut fast = Vec::new();
+            head::write_forwarded(&mut fast, &head, client.peer.ip(), client.scheme, &chosen);
+            let mut general = Vec::new();
+            let (ids, client_ip) = rewrite(&mut general, &head, &client, |_| false);
+            assert_eq!(client_ip, client.peer.ip());
+
+            // New ids are random: compare with the ones each side chose.
+            let (start, mut fast) = fields(&fast);
+            let (general_start, mut general) = fields(&general);
+            assert_eq!(start, general_start);
+            for (fields, ids) in [(&mut fast, &chosen.ids), (&mut general, &ids)] {
+                for (name, value) in fields.iter_mut() {
+                    if (name == "x-request-id" && value == ids.request_id.to_str().expect("id"))
+                        || (name == "traceparent"
+                            && value == ids.traceparent.to_str().expect("parent"))
+                    {
+                        *value = "<chosen>".into();
+                    }
+                }
+            }
+            assert_eq!(fast, general, "{text:?}");
+            assert_eq!(chosen.kept_request_id, text.contains("abc-1"));
+            let get = |name: &str| {
+                fast.iter()
+                    .filter(|(n, _)| n == name)
+                    .map(|(_, v)| v.as_str())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(get("x-forwarded-for"), ["203.0.113.9"]);
+            assert_eq!(get("x-real-ip"), ["203.0.113.9"]);
+            assert_eq!(get("x-forwarded-proto"), ["https"]);
+            assert_eq!(get("x-forwarded-host").len(), 1);
+            assert!(get("connection").is_empty());
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_headers_take_the_header_map_rewrite() {
+        for text in [
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: x-secret\r\nX-Secret: 1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nTE: trailers\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nKeep-Alive: timeout=5\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nProxy-Authorization: Basic eA==\r\n\r\n",
+        ] {
+            assert!(!parsed(text).plain, "{text:?}");
+        }
+    }
 }

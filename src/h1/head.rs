@@ -7,8 +7,10 @@
 //! which serves it with the full stack and answers errors as it always did.
 
 use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::Method;
+
+use crate::observe::trace::Chosen;
 
 /// Most request or response header fields read.
 const MAX_HEADERS: usize = 100;
@@ -19,13 +21,74 @@ pub struct RequestHead {
     pub method: Method,
     /// The origin-form target, path and query.
     pub target: Bytes,
-    pub headers: HeaderMap,
+    /// The header fields, in the order they came, as spans of `raw`.
+    pub fields: Vec<Field>,
     /// The declared body length (0 when there is none).
     pub content_length: u64,
     /// The client asked to close the connection after this request.
     pub close: bool,
+    /// No hop-by-hop header other than `Connection: close` or
+    /// `keep-alive`: the head can be forwarded field by field
+    /// (`write_forwarded`) instead of through a `HeaderMap`.
+    pub plain: bool,
     /// The head as it arrived, to give it back when hyper takes over.
     pub raw: Bytes,
+    /// The one `Host` field.
+    host: usize,
+}
+
+/// The header fields the fast path treats specially.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Host,
+    Connection,
+    /// Hop-by-hop (RFC 9110 7.6.1) other than `Connection`.
+    HopByHop,
+    ForwardedFor,
+    ForwardedProto,
+    ForwardedHost,
+    RealIp,
+    RequestId,
+    Traceparent,
+    Tracestate,
+    UserAgent,
+    Other,
+}
+
+impl Kind {
+    fn of(name: &[u8]) -> Kind {
+        const KINDS: [(&[u8], Kind); 16] = [
+            (b"host", Kind::Host),
+            (b"connection", Kind::Connection),
+            (b"user-agent", Kind::UserAgent),
+            (b"x-forwarded-for", Kind::ForwardedFor),
+            (b"x-forwarded-proto", Kind::ForwardedProto),
+            (b"x-forwarded-host", Kind::ForwardedHost),
+            (b"x-real-ip", Kind::RealIp),
+            (b"x-request-id", Kind::RequestId),
+            (b"traceparent", Kind::Traceparent),
+            (b"tracestate", Kind::Tracestate),
+            (b"keep-alive", Kind::HopByHop),
+            (b"proxy-connection", Kind::HopByHop),
+            (b"proxy-authenticate", Kind::HopByHop),
+            (b"proxy-authorization", Kind::HopByHop),
+            (b"te", Kind::HopByHop),
+            (b"trailer", Kind::HopByHop),
+        ];
+        KINDS
+            .iter()
+            .find(|(known, _)| name.eq_ignore_ascii_case(known))
+            .map_or(Kind::Other, |(_, kind)| *kind)
+    }
+}
+
+/// One header field: what it is and where its name and value are in the
+/// raw head.
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub kind: Kind,
+    name: std::ops::Range<usize>,
+    value: std::ops::Range<usize>,
 }
 
 impl RequestHead {
@@ -40,10 +103,44 @@ impl RequestHead {
     }
 
     pub fn host(&self) -> &str {
-        self.headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
+        self.fields
+            .get(self.host)
+            .and_then(|field| std::str::from_utf8(self.value(field)).ok())
             .unwrap_or("")
+    }
+
+    pub fn name(&self, field: &Field) -> &[u8] {
+        &self.raw[field.name.clone()]
+    }
+
+    pub fn value(&self, field: &Field) -> &[u8] {
+        &self.raw[field.value.clone()]
+    }
+
+    /// A field's value as a header value sharing the raw head's memory.
+    pub fn header_value(&self, field: &Field) -> Option<HeaderValue> {
+        HeaderValue::from_maybe_shared(self.raw.slice(field.value.clone())).ok()
+    }
+
+    /// The first field of `kind`.
+    pub fn first(&self, kind: Kind) -> Option<&Field> {
+        self.fields.iter().find(|field| field.kind == kind)
+    }
+
+    /// The fields as a `HeaderMap`, for the rewriting `proxy::headers`
+    /// does when the head is not `plain` or the peer is a trusted proxy.
+    pub fn header_map(&self) -> HeaderMap {
+        let mut headers = HeaderMap::with_capacity(self.fields.len() + 6);
+        for field in &self.fields {
+            // Both were checked when the head was parsed.
+            if let (Ok(name), Some(value)) = (
+                HeaderName::from_bytes(self.name(field)),
+                self.header_value(field),
+            ) {
+                headers.append(name, value);
+            }
+        }
+        headers
     }
 }
 
@@ -83,65 +180,69 @@ pub fn parse_request(buf: &mut BytesMut, max_head: usize) -> Parsed {
 
     let mut content_length = None;
     let mut close = false;
-    let mut hosts = 0;
+    let mut plain = true;
+    let mut host = None;
     let base = buf.as_ptr() as usize;
-    let mut names = Vec::with_capacity(request.headers.len());
+    let span = |bytes: &[u8]| {
+        let start = bytes.as_ptr() as usize - base;
+        start..start + bytes.len()
+    };
     let mut spans = Vec::with_capacity(request.headers.len());
     for field in request.headers.iter() {
         let name = field.name.as_bytes();
         let value = field.value;
-        if name.eq_ignore_ascii_case(b"host") {
-            hosts += 1;
-        } else if name.eq_ignore_ascii_case(b"content-length") {
-            match (content_length, parse_length(value)) {
-                (None, Some(length)) => content_length = Some(length),
-                _ => return Parsed::Unusual,
+        let kind = Kind::of(name);
+        match kind {
+            Kind::Host if host.is_some() => return Parsed::Unusual,
+            Kind::Host => host = Some(spans.len()),
+            Kind::Connection => {
+                for token in value.split(|&b| b == b',') {
+                    let token = token.trim_ascii();
+                    if token.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if token.eq_ignore_ascii_case(b"upgrade") {
+                        return Parsed::Unusual;
+                    } else if !token.is_empty() && !token.eq_ignore_ascii_case(b"keep-alive") {
+                        // It names headers to remove before forwarding.
+                        plain = false;
+                    }
+                }
             }
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            for token in value.split(|&b| b == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if token.eq_ignore_ascii_case(b"upgrade") {
+            Kind::HopByHop => plain = false,
+            Kind::Other => {
+                if name.eq_ignore_ascii_case(b"content-length") {
+                    match (content_length, parse_length(value)) {
+                        (None, Some(length)) => content_length = Some(length),
+                        _ => return Parsed::Unusual,
+                    }
+                } else if name.eq_ignore_ascii_case(b"transfer-encoding")
+                    || name.eq_ignore_ascii_case(b"upgrade")
+                    || name.eq_ignore_ascii_case(b"expect")
+                    || (name.eq_ignore_ascii_case(b"accept-encoding") && wants_compression(value))
+                {
                     return Parsed::Unusual;
                 }
             }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding")
-            || name.eq_ignore_ascii_case(b"upgrade")
-            || name.eq_ignore_ascii_case(b"expect")
-            || (name.eq_ignore_ascii_case(b"accept-encoding") && wants_compression(value))
+            _ => {}
+        }
+        // What `HeaderValue` accepts; hyper decides about anything else.
+        if !value
+            .iter()
+            .all(|&b| (b >= 0x20 && b != 0x7f) || b == b'\t')
         {
             return Parsed::Unusual;
         }
-        let Ok(name) = HeaderName::from_bytes(name) else {
-            return Parsed::Unusual;
-        };
-        names.push(name);
-        let value_start = value.as_ptr() as usize - base;
-        spans.push(value_start..value_start + value.len());
+        spans.push(Field {
+            kind,
+            name: span(name),
+            value: span(value),
+        });
     }
-    if hosts != 1 {
+    let Some(host) = host else {
         return Parsed::Unusual;
-    }
-    let target_start = target.as_ptr() as usize - base;
-    let target_range = target_start..target_start + target.len();
-
-    let mut headers = HeaderMap::with_capacity(spans.len() + 6);
+    };
+    let target_range = span(target.as_bytes());
     let head = buf.split_to(len).freeze();
-    for (name, range) in names.into_iter().zip(spans) {
-        match HeaderValue::from_maybe_shared(head.slice(range)) {
-            Ok(value) => {
-                headers.append(name, value);
-            }
-            Err(_) => {
-                // Cannot happen for what httparse accepted; hyper decides.
-                let mut restored = BytesMut::from(&head[..]);
-                restored.extend_from_slice(buf);
-                *buf = restored;
-                return Parsed::Unusual;
-            }
-        }
-    }
     let target = head.slice(target_range);
     if http::uri::PathAndQuery::from_maybe_shared(target.clone()).is_err() {
         // hyper answers 400 for a target `http` cannot represent.
@@ -153,10 +254,12 @@ pub fn parse_request(buf: &mut BytesMut, max_head: usize) -> Parsed {
     Parsed::Head(RequestHead {
         method,
         target,
-        headers,
+        fields: spans,
         content_length: content_length.unwrap_or(0),
         close,
+        plain,
         raw: head,
+        host,
     })
 }
 
@@ -202,6 +305,68 @@ pub fn write_request(out: &mut Vec<u8>, method: &Method, target: &[u8], headers:
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes the head sent upstream for a `plain` head from a peer that is
+/// not a trusted proxy, field by field as it came, with the same result
+/// as `proxy::headers` and `trace::take_or_create` on a `HeaderMap`:
+/// `Connection` and the forwarded headers the client sent are dropped (a
+/// client cannot spoof its address), ids wharf replaced are dropped, and
+/// `X-Forwarded-For`, `X-Real-IP`, `X-Forwarded-Proto`,
+/// `X-Forwarded-Host` and new ids are added.
+pub fn write_forwarded(
+    out: &mut Vec<u8>,
+    head: &RequestHead,
+    peer: std::net::IpAddr,
+    scheme: &str,
+    chosen: &Chosen,
+) {
+    use std::io::Write as _;
+
+    out.extend_from_slice(head.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(&head.target);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for field in &head.fields {
+        let dropped = match field.kind {
+            Kind::Connection
+            | Kind::HopByHop
+            | Kind::ForwardedFor
+            | Kind::ForwardedProto
+            | Kind::ForwardedHost
+            | Kind::RealIp => true,
+            Kind::RequestId => !chosen.kept_request_id,
+            Kind::Traceparent | Kind::Tracestate => !chosen.kept_traceparent,
+            Kind::Host | Kind::UserAgent | Kind::Other => false,
+        };
+        if !dropped {
+            write_field(out, head.name(field), head.value(field));
+        }
+    }
+    out.extend_from_slice(b"x-forwarded-for: ");
+    let start = out.len();
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{peer}");
+    let end = out.len();
+    out.extend_from_slice(b"\r\nx-real-ip: ");
+    out.extend_from_within(start..end);
+    out.extend_from_slice(b"\r\n");
+    write_field(out, b"x-forwarded-proto", scheme.as_bytes());
+    write_field(out, b"x-forwarded-host", head.host().as_bytes());
+    if !chosen.kept_request_id {
+        write_field(out, b"x-request-id", chosen.ids.request_id.as_bytes());
+    }
+    if !chosen.kept_traceparent {
+        write_field(out, b"traceparent", chosen.ids.traceparent.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -466,7 +631,8 @@ mod tests {
         assert_eq!(head.query(), Some("x=1"));
         assert_eq!(head.host(), "example.com");
         assert_eq!(head.content_length, 3);
-        assert_eq!(head.headers.get_all("x-two").iter().count(), 2);
+        assert_eq!(head.header_map().get_all("x-two").iter().count(), 2);
+        assert!(head.plain);
         assert_eq!(&buf[..], b"abcGET", "the body stays in the buffer");
     }
 

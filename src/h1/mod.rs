@@ -28,7 +28,6 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use http::HeaderValue;
 use tokio::io::AsyncReadExt;
 
 use crate::server::conn::{self, Transport};
@@ -43,8 +42,6 @@ const READ_BUFFER: usize = 4096;
 /// What one connection knows about itself.
 pub(crate) struct Client {
     pub peer: SocketAddr,
-    /// The peer's IP as a header value, rendered once per connection.
-    pub peer_header: HeaderValue,
     pub scheme: &'static str,
 }
 
@@ -147,14 +144,7 @@ async fn request<S: Transport>(
     closing: bool,
 ) -> Next {
     let snapshot = server.snapshot();
-    // Per request rather than per connection: an idle connection then
-    // holds less.
-    let client = Client {
-        peer,
-        peer_header: HeaderValue::from_str(&peer.ip().to_string())
-            .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
-        scheme,
-    };
+    let client = Client { peer, scheme };
     let Some(target) = relayable(&head, &snapshot, server, client.scheme) else {
         // Put the head back: hyper reads the request from the start.
         let mut whole = BytesMut::from(&head.raw[..]);

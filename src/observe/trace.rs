@@ -51,35 +51,58 @@ impl Ids {
 /// Keeps valid ids found in `headers`, replaces missing or invalid ones,
 /// and writes the result back so it is forwarded.
 pub fn take_or_create(headers: &mut HeaderMap) -> Ids {
-    let request_id = match headers.get(&X_REQUEST_ID) {
-        Some(value) if valid_request_id(value) => value.clone(),
-        _ => {
-            let id = new_request_id();
-            headers.insert(X_REQUEST_ID.clone(), id.clone());
-            id
-        }
+    let mut parents = headers.get_all(&TRACEPARENT).iter();
+    let (first_parent, more_parents) = (parents.next(), parents.next().is_some());
+    let chosen = choose(
+        headers.get(&X_REQUEST_ID),
+        first_parent.filter(|_| !more_parents),
+    );
+    if !chosen.kept_request_id {
+        headers.insert(X_REQUEST_ID.clone(), chosen.ids.request_id.clone());
+    }
+    if !chosen.kept_traceparent {
+        headers.insert(TRACEPARENT.clone(), chosen.ids.traceparent.clone());
+        // Vendor state belongs to the trace it came with (W3C 3.3.1).
+        headers.remove(&TRACESTATE);
+    }
+    chosen.ids
+}
+
+/// The ids of a request and which of them came with it.
+#[derive(Debug)]
+pub struct Chosen {
+    pub ids: Ids,
+    /// The first incoming `X-Request-Id` was valid and is the request's id.
+    pub kept_request_id: bool,
+    /// The incoming `traceparent` was valid and is kept, with its
+    /// `tracestate`; otherwise both are replaced (`tracestate` dropped).
+    pub kept_traceparent: bool,
+}
+
+/// Decides the ids from the first incoming `X-Request-Id` and the only
+/// incoming `traceparent` (`None` when there were none or several: more
+/// than one is invalid, W3C 3.2).
+pub fn choose(request_id: Option<&HeaderValue>, traceparent: Option<&HeaderValue>) -> Chosen {
+    let (request_id, kept_request_id) = match request_id {
+        Some(value) if valid_request_id(value.as_bytes()) => (value.clone(), true),
+        _ => (new_request_id(), false),
     };
-    // More than one traceparent is invalid (W3C 3.2): start over.
-    let mut values = headers.get_all(&TRACEPARENT).iter();
-    let traceparent = match (values.next(), values.next()) {
-        (Some(value), None) if valid_traceparent(value.as_bytes()) => value.clone(),
-        _ => {
-            let value = new_traceparent();
-            headers.insert(TRACEPARENT.clone(), value.clone());
-            // Vendor state belongs to the trace it came with (W3C 3.3.1).
-            headers.remove(&TRACESTATE);
-            value
-        }
+    let (traceparent, kept_traceparent) = match traceparent {
+        Some(value) if valid_traceparent(value.as_bytes()) => (value.clone(), true),
+        _ => (new_traceparent(), false),
     };
-    Ids {
-        request_id,
-        traceparent,
+    Chosen {
+        ids: Ids {
+            request_id,
+            traceparent,
+        },
+        kept_request_id,
+        kept_traceparent,
     }
 }
 
 /// Visible ASCII, 1..=200 bytes: safe to log and to echo back.
-fn valid_request_id(value: &HeaderValue) -> bool {
-    let bytes = value.as_bytes();
+fn valid_request_id(bytes: &[u8]) -> bool {
     !bytes.is_empty()
         && bytes.len() <= MAX_REQUEST_ID
         && bytes.iter().all(|b| (0x21..=0x7e).contains(b))

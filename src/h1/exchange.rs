@@ -202,8 +202,9 @@ pub(crate) async fn relay<S: Transport>(
         tried.insert(index);
         let member = &pool.members[index];
         let server_in_flight = member.state.start_request();
-        let sent = Instant::now();
-        let timeout = pool.settings.response_timeout;
+        // The first attempt starts with the request: one clock read less.
+        let sent = if attempt == 0 { start } else { Instant::now() };
+        let deadline = tokio::time::Instant::from_std(sent) + pool.settings.response_timeout;
         let connect_timeout = pool.settings.connect_timeout;
         let outcome = if payload.replayable() {
             // The whole request is read: watch the client meanwhile, and
@@ -218,7 +219,7 @@ pub(crate) async fn relay<S: Transport>(
                 idempotent,
             );
             tokio::select! {
-                outcome = tokio::time::timeout(timeout, sending) => outcome,
+                outcome = tokio::time::timeout_at(deadline, sending) => outcome,
                 () = client_gone(io, cbuf) => return false,
             }
         } else {
@@ -232,7 +233,7 @@ pub(crate) async fn relay<S: Transport>(
                 connect_timeout,
                 idempotent,
             );
-            tokio::time::timeout(timeout, sending).await
+            tokio::time::timeout_at(deadline, sending).await
         };
 
         let (success, safe_to_retry) = match &outcome {

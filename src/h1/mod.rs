@@ -72,8 +72,9 @@ pub async fn serve<S: Transport>(
             }
         }
 
-        // Read until the head is complete, within the header timeout.
-        let deadline = tokio::time::Instant::now() + header_timeout;
+        // Read until the head is complete, within the header timeout. The
+        // clock is read, and the timeout armed, only for a read that waits.
+        let mut deadline = None;
         let head = loop {
             match head::parse_request(&mut buf, max_head) {
                 Parsed::Head(head) => break head,
@@ -83,7 +84,18 @@ pub async fn serve<S: Transport>(
             if buf.capacity() - buf.len() < 1024 {
                 buf.reserve(READ_BUFFER.max(buf.len()));
             }
-            match tokio::time::timeout_at(deadline, io.read_buf(&mut buf)).await {
+            let read = io.read_buf(&mut buf);
+            tokio::pin!(read);
+            let read = match (deadline, now_or_pending(read.as_mut()).await) {
+                (_, Some(read)) => Ok(read),
+                (Some(deadline), None) => tokio::time::timeout_at(deadline, read).await,
+                (None, None) => {
+                    let at = tokio::time::Instant::now() + header_timeout;
+                    deadline = Some(at);
+                    tokio::time::timeout_at(at, read).await
+                }
+            };
+            match read {
                 Ok(Ok(0)) | Ok(Err(_)) => return,
                 Ok(Ok(_)) => {}
                 Err(_) => {

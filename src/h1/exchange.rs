@@ -211,6 +211,7 @@ pub(crate) async fn relay<S: Transport>(
             // stop (a 499) if it goes away, as hyper does.
             let sending = send::<S>(
                 member,
+                sent,
                 &upstream_head,
                 &mut payload,
                 None,
@@ -226,6 +227,7 @@ pub(crate) async fn relay<S: Transport>(
             let client = Some((&mut *io, &mut *cbuf, cx.idle_timeout));
             let sending = send(
                 member,
+                sent,
                 &upstream_head,
                 &mut payload,
                 client,
@@ -246,8 +248,10 @@ pub(crate) async fn relay<S: Transport>(
             Ok(Err(SendError::Failed(_))) | Err(_) => (false, idempotent),
         };
         pool.record(index, success);
+        let answered_at = Instant::now();
         if let Ok(Ok(_)) = &outcome {
-            pool.metrics.answered(index, sent.elapsed());
+            pool.metrics
+                .answered(index, answered_at.saturating_duration_since(sent));
         }
         let wanted = !success && safe_to_retry && payload.replayable();
         if let Some(delay) = pool.retry(index, &mut attempt, wanted) {
@@ -350,7 +354,9 @@ pub(crate) async fn relay<S: Transport>(
             }
         };
         if copied && response.reusable && buf.is_empty() {
-            member.state.raw.put(conn);
+            // Idle since its response ended; the clock read at the head
+            // is close enough for a 90 s limit.
+            member.state.raw.put(conn, answered_at);
         }
         drop(server_in_flight);
         let flush = io.flush();
@@ -458,6 +464,7 @@ async fn read_body<S: AsyncRead + Unpin>(
 #[allow(clippy::too_many_arguments)]
 async fn send<S: Transport>(
     member: &Member,
+    started: Instant,
     upstream_head: &[u8],
     payload: &mut Payload,
     client: Option<(&mut S, &mut BytesMut, Duration)>,
@@ -469,7 +476,7 @@ async fn send<S: Transport>(
     let mut client = client;
     'connection: loop {
         let pooled = if pooled_allowed {
-            member.state.raw.take()
+            member.state.raw.take(started)
         } else {
             None
         };

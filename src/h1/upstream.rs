@@ -26,28 +26,29 @@ pub struct Idle {
 }
 
 impl Idle {
-    /// The most recently used live connection, if any.
-    pub fn take(&self) -> Option<TcpStream> {
+    /// The most recently used live connection, if any; `now` is the
+    /// caller's clock reading.
+    pub fn take(&self, now: Instant) -> Option<TcpStream> {
         let mut streams = match self.streams.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
         while let Some((stream, since)) = streams.pop() {
-            if since.elapsed() < IDLE_TIMEOUT && still_open(&stream) {
+            if now.saturating_duration_since(since) < IDLE_TIMEOUT && still_open(&stream) {
                 return Some(stream);
             }
         }
         None
     }
 
-    /// Keeps `stream` for the next request.
-    pub fn put(&self, stream: TcpStream) {
+    /// Keeps `stream`, idle since `since`, for the next request.
+    pub fn put(&self, stream: TcpStream, since: Instant) {
         let mut streams = match self.streams.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
         if streams.len() < MAX_IDLE {
-            streams.push((stream, Instant::now()));
+            streams.push((stream, since));
         }
     }
 

@@ -9,6 +9,7 @@
 //! runs until the server closes re-chunked so the client connection stays
 //! open. Small bodies leave in the same write as the head.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -38,12 +39,14 @@ const LARGE_BUFFER: usize = 64 * 1024;
 /// Largest upstream response head accepted.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
-/// What the connection loop passes in.
-pub(crate) struct Context<'a> {
-    pub client: &'a Client,
-    pub snapshot: &'a Snapshot,
+/// What the connection loop passes in. Owned, so the request's future
+/// is built straight into its box (a wrapper future borrowing these would
+/// hold the relay future twice over).
+pub(crate) struct Context {
+    pub client: Client,
+    pub snapshot: Arc<Snapshot>,
     pub site: usize,
-    pub hsts: Option<&'a HeaderValue>,
+    pub hsts: Option<HeaderValue>,
     /// Longest wait for the client to send or take bytes.
     pub idle_timeout: Duration,
     /// wharf is shutting down: close after this response.
@@ -91,12 +94,13 @@ pub(crate) async fn relay<S: Transport>(
     io: &mut S,
     cbuf: &mut BytesMut,
     head: RequestHead,
-    target: &Target,
-    cx: &Context<'_>,
+    target: Target,
+    cx: Context,
 ) -> bool {
+    let (target, cx) = (&target, &cx);
     let start = Instant::now();
     let in_flight = metrics::global().request_started();
-    let snapshot = cx.snapshot;
+    let snapshot = &*cx.snapshot;
     let peer = cx.client.peer;
     let peer_trusted = snapshot.is_trusted(peer.ip());
     let mut upstream_head = Vec::with_capacity(head.raw.len() + 256);
@@ -116,7 +120,7 @@ pub(crate) async fn relay<S: Transport>(
         );
         (chosen.ids, peer.ip())
     } else {
-        rewrite(&mut upstream_head, &head, cx.client, |ip| {
+        rewrite(&mut upstream_head, &head, &cx.client, |ip| {
             snapshot.is_trusted(ip)
         })
     };
@@ -169,7 +173,7 @@ pub(crate) async fn relay<S: Transport>(
     );
     let extra = Extra {
         request_id: &request_id,
-        hsts: cx.hsts,
+        hsts: cx.hsts.as_ref(),
         close: !keep_alive,
         head_request,
     };
@@ -257,7 +261,7 @@ pub(crate) async fn relay<S: Transport>(
         if let Some(delay) = pool.retry(index, &mut attempt, wanted) {
             drop(outcome);
             drop(server_in_flight);
-            tokio::time::sleep(delay).await;
+            Box::pin(tokio::time::sleep(delay)).await;
             continue;
         }
 
@@ -271,7 +275,7 @@ pub(crate) async fn relay<S: Transport>(
                     error = %error,
                     "upstream request failed"
                 );
-                return fail(
+                return Box::pin(fail(
                     io,
                     StatusCode::BAD_GATEWAY,
                     started,
@@ -280,7 +284,7 @@ pub(crate) async fn relay<S: Transport>(
                     &payload,
                     keep_alive,
                     cx,
-                )
+                ))
                 .await;
             }
             Err(_) => {
@@ -290,7 +294,7 @@ pub(crate) async fn relay<S: Transport>(
                     timeout = ?pool.settings.response_timeout,
                     "upstream did not answer in time"
                 );
-                return fail(
+                return Box::pin(fail(
                     io,
                     StatusCode::GATEWAY_TIMEOUT,
                     started,
@@ -299,7 +303,7 @@ pub(crate) async fn relay<S: Transport>(
                     &payload,
                     keep_alive,
                     cx,
-                )
+                ))
                 .await;
             }
         };
@@ -329,7 +333,7 @@ pub(crate) async fn relay<S: Transport>(
                 .await
             }
             Framing::Chunked => {
-                copy_chunked(
+                Box::pin(copy_chunked(
                     io,
                     &mut conn,
                     &mut buf,
@@ -337,11 +341,11 @@ pub(crate) async fn relay<S: Transport>(
                     read_timeout,
                     cx.idle_timeout,
                     &mut answered,
-                )
+                ))
                 .await
             }
             Framing::Close => {
-                copy_until_close(
+                Box::pin(copy_until_close(
                     io,
                     &mut conn,
                     &mut buf,
@@ -349,7 +353,7 @@ pub(crate) async fn relay<S: Transport>(
                     read_timeout,
                     cx.idle_timeout,
                     &mut answered,
-                )
+                ))
                 .await
             }
         };
@@ -431,7 +435,7 @@ async fn fail<S: Transport>(
     extra: &Extra<'_>,
     payload: &Payload,
     keep_alive: bool,
-    cx: &Context<'_>,
+    cx: &Context,
 ) -> bool {
     let close = !keep_alive || matches!(payload, Payload::Streaming { left } if *left > 0);
     let mut out = Vec::new();
@@ -483,7 +487,10 @@ async fn send<S: Transport>(
         let reused = pooled.is_some();
         let mut conn = match pooled {
             Some(conn) => conn,
-            None => upstream::connect(member.addr, connect_timeout)
+            // Boxed, like the other rare paths below: a future is as large
+            // as its largest await point, and the whole request future is
+            // moved into its box once per request.
+            None => Box::pin(upstream::connect(member.addr, connect_timeout))
                 .await
                 .map_err(SendError::Connect)?,
         };
@@ -497,7 +504,7 @@ async fn send<S: Transport>(
         if let (Payload::Streaming { left }, Some((io, cbuf, timeout))) =
             (&mut *payload, &mut client)
         {
-            stream_body(*io, cbuf, &mut conn, left, *timeout).await?;
+            Box::pin(stream_body(*io, cbuf, &mut conn, left, *timeout)).await?;
         }
 
         let mut buf = BytesMut::with_capacity(UPSTREAM_BUFFER);

@@ -106,13 +106,24 @@ pub async fn serve<S: Transport>(
         };
 
         first = false;
-        // Boxed: an idle connection then holds only this loop's small
-        // state, not a request's.
         let closing = *shutdown.borrow();
-        let next = Box::pin(request(
-            &mut io, &mut buf, head, peer, scheme, &server, closing,
-        ))
-        .await;
+        let next = match route(&head, peer, scheme, &server, closing) {
+            // Boxed: an idle connection then holds only this loop's small
+            // state, not a request's.
+            Some((target, context)) => {
+                if Box::pin(exchange::relay(&mut io, &mut buf, head, target, context)).await {
+                    Next::Request
+                } else {
+                    Next::Close
+                }
+            }
+            None => {
+                // Put the head back: hyper reads the request from the start.
+                let mut whole = BytesMut::from(&head.raw[..]);
+                whole.extend_from_slice(&buf);
+                Next::Handoff(whole)
+            }
+        };
         match next {
             Next::Request => {}
             Next::Close => return Box::pin(close(io)).await,
@@ -145,41 +156,30 @@ enum Next {
     Handoff(BytesMut),
 }
 
-/// Routes one parsed request and relays it, or gives it back for hyper.
-async fn request<S: Transport>(
-    io: &mut S,
-    buf: &mut BytesMut,
-    head: head::RequestHead,
+/// Where one parsed request goes: the fast path's target and what the
+/// relay needs, or `None` when hyper must serve it.
+fn route(
+    head: &head::RequestHead,
     peer: SocketAddr,
     scheme: &'static str,
     server: &Server,
     closing: bool,
-) -> Next {
+) -> Option<(Target, exchange::Context)> {
     let snapshot = server.snapshot();
-    let client = Client { peer, scheme };
-    let Some(target) = relayable(&head, &snapshot, server, client.scheme) else {
-        // Put the head back: hyper reads the request from the start.
-        let mut whole = BytesMut::from(&head.raw[..]);
-        whole.extend_from_slice(buf);
-        return Next::Handoff(whole);
-    };
-    let hsts = match client.scheme {
+    let target = relayable(head, &snapshot, server, scheme)?;
+    let hsts = match scheme {
         "https" => server.tls.policy().hsts.clone(),
         _ => None,
     };
     let context = exchange::Context {
-        client: &client,
-        snapshot: &snapshot,
+        client: Client { peer, scheme },
         site: target.site,
-        hsts: hsts.as_ref(),
+        hsts,
         idle_timeout: snapshot.config.server.idle_timeout,
         closing,
+        snapshot,
     };
-    if exchange::relay(io, buf, head, &target, &context).await {
-        Next::Request
-    } else {
-        Next::Close
-    }
+    Some((target, context))
 }
 
 /// Closes the connection after the last response (TLS: close_notify).

@@ -107,22 +107,18 @@ pub async fn serve<S: Transport>(
 
         first = false;
         let closing = *shutdown.borrow();
-        let next = match route(&head, peer, scheme, &server, closing) {
-            // Boxed: an idle connection then holds only this loop's small
-            // state, not a request's.
-            Some((target, context)) => {
-                if Box::pin(exchange::relay(&mut io, &mut buf, head, target, context)).await {
+        // Boxed: an idle connection then holds only this loop's small
+        // state, not a request's. Built by a plain function so nothing of
+        // the request but the box lives in this loop's state.
+        let next = match relaying(&mut io, &mut buf, head, peer, scheme, &server, closing) {
+            Ok(relay) => {
+                if relay.await {
                     Next::Request
                 } else {
                     Next::Close
                 }
             }
-            None => {
-                // Put the head back: hyper reads the request from the start.
-                let mut whole = BytesMut::from(&head.raw[..]);
-                whole.extend_from_slice(&buf);
-                Next::Handoff(whole)
-            }
+            Err(whole) => Next::Handoff(whole),
         };
         match next {
             Next::Request => {}
@@ -156,17 +152,23 @@ enum Next {
     Handoff(BytesMut),
 }
 
-/// Where one parsed request goes: the fast path's target and what the
-/// relay needs, or `None` when hyper must serve it.
-fn route(
-    head: &head::RequestHead,
+/// The boxed relay of one parsed request, or, when hyper must serve it,
+/// the bytes to hand over (the head put back in front of what follows).
+fn relaying<'a, S: Transport>(
+    io: &'a mut S,
+    buf: &'a mut BytesMut,
+    head: head::RequestHead,
     peer: SocketAddr,
     scheme: &'static str,
     server: &Server,
     closing: bool,
-) -> Option<(Target, exchange::Context)> {
+) -> Result<Pin<Box<impl Future<Output = bool> + 'a>>, BytesMut> {
     let snapshot = server.snapshot();
-    let target = relayable(head, &snapshot, server, scheme)?;
+    let Some(target) = relayable(&head, &snapshot, server, scheme) else {
+        let mut whole = BytesMut::from(&head.raw[..]);
+        whole.extend_from_slice(buf);
+        return Err(whole);
+    };
     let hsts = match scheme {
         "https" => server.tls.policy().hsts.clone(),
         _ => None,
@@ -179,7 +181,7 @@ fn route(
         closing,
         snapshot,
     };
-    Some((target, context))
+    Ok(Box::pin(exchange::relay(io, buf, head, target, context)))
 }
 
 /// Closes the connection after the last response (TLS: close_notify).

@@ -29,12 +29,27 @@ fn holder_text(holder: &Option<String>) -> String {
     }
 }
 
+/// How many connections the kernel may hold that wharf has not accepted yet
+/// (capped by `net.core.somaxconn`, 4096 by default on current kernels).
+/// nginx asks for 511, Go (Caddy) for `somaxconn`; the standard library's
+/// 128 fills in a burst of new connections, and the kernel then drops their
+/// SYNs, so those clients wait a second or more to retry.
+const BACKLOG: u32 = 4096;
+
 /// Binds `addr`, explaining failures.
 pub fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
-    let bound = std::net::TcpListener::bind(addr).and_then(|listener| {
-        listener.set_nonblocking(true)?;
-        TcpListener::from_std(listener)
-    });
+    let bound = (|| {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        // As the standard library does: a restarted wharf can bind its
+        // port while old connections are still in TIME_WAIT.
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(BACKLOG)
+    })();
     bound.map_err(|source| {
         let (holder, fix) = match source.kind() {
             std::io::ErrorKind::AddrInUse => (
@@ -144,5 +159,45 @@ fn spawn_loop(listener: TcpListener, server: Arc<Server>, https: bool) -> Handle
         local,
         https,
         _stop: stop_tx,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A burst of connections that wharf has not accepted yet waits in the
+    /// kernel's queue instead of losing its SYNs (with the standard
+    /// library's backlog of 128 the rest would wait a second to retry).
+    #[tokio::test]
+    async fn a_burst_of_300_connections_is_queued_not_dropped() {
+        let somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok());
+        if somaxconn.is_some_and(|max| max < 300) {
+            eprintln!("skipped: net.core.somaxconn is below 300");
+            return;
+        }
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let connects = (0..300).map(|_| {
+            tokio::time::timeout(
+                Duration::from_millis(700),
+                tokio::net::TcpStream::connect(addr),
+            )
+        });
+        let results = futures_util::future::join_all(connects).await;
+        let connected = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+        assert_eq!(connected, 300, "connections completed before any accept");
+        drop(listener);
+    }
+
+    #[tokio::test]
+    async fn a_taken_port_is_reported_with_a_fix() {
+        let first = bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind");
+        let addr = first.local_addr().expect("addr");
+        let error = bind(addr).expect_err("second bind of the same port");
+        assert_eq!(error.source.kind(), std::io::ErrorKind::AddrInUse);
+        assert!(error.to_string().contains("choose another port"), "{error}");
     }
 }

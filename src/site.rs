@@ -65,7 +65,7 @@ pub struct Handler(Arc<Routes>);
 
 /// Which responses get compressed: tower-http's defaults (not images, not
 /// gRPC, not tiny bodies) minus responses whose status makes it wrong.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Compressible(DefaultPredicate);
 
 impl Predicate for Compressible {

@@ -435,3 +435,40 @@ async fn a_request_body_over_64_kib_streams_to_the_backend_intact() {
     assert_eq!(seen["path"], "/small");
     assert_eq!(seen["body_bytes"], 5);
 }
+
+/// A cache in front of wharf keeps the compressed and the plain copy of a
+/// compressible answer apart: both carry `Vary: Accept-Encoding`, whether
+/// the request took the fast path (no compression asked for) or the full
+/// stack (gzip asked for). A tiny answer is never compressed and varies on
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressible_answers_vary_on_accept_encoding_on_both_paths() {
+    let page = "<p>a page long enough to be worth compressing</p>".repeat(20);
+    let (backend, _) = scripted(
+        move |path| {
+            let body = if path == "/tiny" { "ok" } else { page.as_str() };
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()
+        },
+        Close::Never,
+    )
+    .await;
+    let wharf = Wharf::start("", &proxy_to(backend));
+    let mut conn = Conn::open(wharf.addr).await;
+    conn.send(&get("/page")).await;
+    let plain = conn.response("GET").await;
+    assert_eq!(plain.header("vary"), Some("accept-encoding"));
+    assert_eq!(plain.header("content-encoding"), None);
+    conn.send(b"GET /page HTTP/1.1\r\nHost: app.test\r\nAccept-Encoding: gzip\r\n\r\n")
+        .await;
+    let gzipped = conn.response("GET").await;
+    assert_eq!(gzipped.header("content-encoding"), Some("gzip"));
+    assert_eq!(gzipped.header("vary"), Some("accept-encoding"));
+    conn.send(&get("/tiny")).await;
+    let tiny = conn.response("GET").await;
+    assert_eq!(tiny.body, b"ok");
+    assert_eq!(tiny.header("vary"), None);
+}

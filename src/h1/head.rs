@@ -489,10 +489,22 @@ pub fn parse_response(
     let mut chunked = false;
     let mut transfer_encoded = false;
     let mut dated = false;
+    // What the general path's compression layer looks at (`vary_on_encoding`).
+    let mut encoded = false;
+    let mut varies = false;
+    let mut content_type: &[u8] = b"";
     for field in response.headers.iter() {
         let name = field.name.as_bytes();
         if name.eq_ignore_ascii_case(b"date") {
             dated = true;
+        } else if name.eq_ignore_ascii_case(b"content-type") {
+            content_type = field.value;
+        } else if name.eq_ignore_ascii_case(b"content-encoding")
+            || name.eq_ignore_ascii_case(b"content-range")
+        {
+            encoded = true;
+        } else if name.eq_ignore_ascii_case(b"vary") {
+            varies |= contains_ignore_case(field.value, b"accept-encoding");
         } else if name.eq_ignore_ascii_case(b"connection") {
             for token in field.value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
@@ -564,6 +576,11 @@ pub fn parse_response(
     if matches!(framing, Framing::Chunked | Framing::Close) {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
+    if !encoded && !varies && vary_on_encoding(status, length, transfer_encoded, content_type) {
+        // This client did not ask for compression, but the same response
+        // to one that does is compressed: caches must keep them apart.
+        out.extend_from_slice(b"vary: accept-encoding\r\n");
+    }
     if !dated {
         // RFC 9110 6.6.1: a proxy forwarding a response without a Date
         // adds the time it received it.
@@ -579,6 +596,41 @@ pub fn parse_response(
         reusable: !upstream_close && framing != Framing::Close,
         len,
     }))
+}
+
+/// Whether the general path would compress this response for a client that
+/// asks (`site::Compressible`: tower-http's default predicate minus some
+/// statuses), and so marks it `Vary: Accept-Encoding` whatever this client
+/// asked. A response that already has a `Content-Encoding` or
+/// `Content-Range` is never compressed; the caller checks those.
+fn vary_on_encoding(
+    status: u16,
+    length: Option<u64>,
+    transfer_encoded: bool,
+    content_type: &[u8],
+) -> bool {
+    // tower-http compares the value as text; one that is not text counts
+    // as no type at all.
+    let content_type = std::str::from_utf8(content_type)
+        .ok()
+        .filter(|text| {
+            text.bytes()
+                .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+        })
+        .unwrap_or("");
+    let big_enough = transfer_encoded || length.is_none_or(|n| n >= 32);
+    let kind_ok = (!content_type.starts_with("application/grpc")
+        || content_type.starts_with("application/grpc-web"))
+        && (!content_type.starts_with("image/") || content_type.starts_with("image/svg+xml"))
+        && !content_type.starts_with("text/event-stream");
+    !matches!(status, 101 | 204 | 206 | 304) && big_enough && kind_ok
+}
+
+/// Whether `haystack` contains `needle`, ASCII case ignored.
+fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window.eq_ignore_ascii_case(needle))
 }
 
 /// Ends a response head with what the client side adds, and the blank line.
@@ -740,6 +792,90 @@ mod tests {
             ResponseParse::Complete(head) => (head, String::from_utf8(out).expect("utf-8")),
             _ => panic!("incomplete"),
         }
+    }
+
+    /// A body of a known or unknown size, as the general path's compression
+    /// layer sees the upstream's body.
+    struct Sized(Option<u64>);
+
+    impl http_body::Body for Sized {
+        type Data = bytes::Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+            std::task::Poll::Ready(None)
+        }
+        fn size_hint(&self) -> http_body::SizeHint {
+            self.0
+                .map(http_body::SizeHint::with_exact)
+                .unwrap_or_default()
+        }
+    }
+
+    /// The fast path marks a response `Vary: Accept-Encoding` exactly when
+    /// the general path's compression layer would.
+    #[test]
+    fn vary_on_accept_encoding_matches_the_compression_layer() {
+        use tower_http::compression::predicate::Predicate;
+        let predicate = crate::site::Compressible::default();
+        let types = [
+            None,
+            Some("text/html; charset=utf-8"),
+            Some("application/json"),
+            Some("Text/HTML"),
+            Some("image/png"),
+            Some("image/svg+xml"),
+            Some("application/grpc"),
+            Some("application/grpc-web+proto"),
+            Some("text/event-stream"),
+            Some("text/plain; name=\"é\""),
+        ];
+        let others = [
+            "",
+            "Content-Encoding: gzip\r\n",
+            "Content-Range: bytes 0-99/200\r\n",
+            "Vary: Origin, Accept-Encoding\r\n",
+            "Vary: Origin\r\n",
+        ];
+        let mut compressible = 0;
+        for status in [200, 201, 204, 206, 304, 404, 500] {
+            for content_type in types {
+                for length in [None, Some(0), Some(31), Some(32), Some(5000)] {
+                    for other in others {
+                        let mut text = format!("HTTP/1.1 {status} X\r\n{other}");
+                        let mut expected = http::Response::builder().status(status);
+                        if let Some(kind) = content_type {
+                            text.push_str(&format!("Content-Type: {kind}\r\n"));
+                            expected = expected.header("content-type", kind.as_bytes());
+                        }
+                        match length {
+                            Some(n) => text.push_str(&format!("Content-Length: {n}\r\n")),
+                            None => text.push_str("Transfer-Encoding: chunked\r\n"),
+                        }
+                        text.push_str("\r\n");
+                        if let Some((name, value)) = other.trim_end().split_once(": ") {
+                            expected = expected.header(name, value);
+                        }
+                        let expected = expected.body(Sized(length)).expect("response");
+                        let headers = expected.headers();
+                        let layer_adds = !headers.contains_key("content-encoding")
+                            && !headers.contains_key("content-range")
+                            && predicate.should_compress(&expected)
+                            && !other.contains("Accept-Encoding");
+                        compressible += usize::from(layer_adds);
+                        let (_, out) = response(&text, false);
+                        assert_eq!(
+                            out.contains("vary: accept-encoding"),
+                            layer_adds,
+                            "{text:?} gave {out:?}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(compressible > 100, "{compressible} cases compressible");
     }
 
     #[test]

@@ -130,6 +130,37 @@ where
 
 type Compressed = WeakenEtag<Compression<Handler, Compressible>>;
 
+/// Compresses a relayed answer on the HTTP/1.1 fast path (`h1::exchange`)
+/// as a site's stack would: the same layer, predicate and ETag rule,
+/// negotiated with the client's `Accept-Encoding` values. `None` only if
+/// the layer failed to call its inner service, which it always does.
+pub(crate) async fn compress<B>(
+    accept_encoding: impl IntoIterator<Item = HeaderValue>,
+    mut response: Response<B>,
+) -> Option<Response<tower_http::compression::CompressionBody<B>>>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<tower::BoxError>,
+{
+    use tower::ServiceExt;
+    let mut request = Request::new(());
+    for value in accept_encoding {
+        request.headers_mut().append(header::ACCEPT_ENCODING, value);
+    }
+    // It left the routes without an encoding, as `Handler` marks it.
+    response.extensions_mut().insert(Identity);
+    let mut answer = Some(response);
+    let inner =
+        tower::service_fn(move |_: Request<()>| std::future::ready(answer.take().ok_or(())));
+    let compressed = CompressionLayer::new()
+        .compress_when(Compressible::default())
+        .layer(inner)
+        .oneshot(request)
+        .await
+        .ok()?;
+    Some(weaken_etag_if_compressed(compressed))
+}
+
 /// A site's full stack: optional CORS, then compression, then routes.
 pub type SiteService = Either<Cors<Compressed>, Compressed>;
 

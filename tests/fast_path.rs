@@ -437,18 +437,19 @@ async fn a_request_body_over_64_kib_streams_to_the_backend_intact() {
 }
 
 /// A cache in front of wharf keeps the compressed and the plain copy of a
-/// compressible answer apart: both carry `Vary: Accept-Encoding`, whether
-/// the request took the fast path (no compression asked for) or the full
-/// stack (gzip asked for). A tiny answer is never compressed and varies on
-/// nothing.
+/// compressible answer apart: both carry `Vary: Accept-Encoding`. A tiny
+/// answer is never compressed and varies on nothing. All of it on one
+/// client connection and one upstream connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compressible_answers_vary_on_accept_encoding_on_both_paths() {
+async fn compressible_answers_are_compressed_for_clients_that_ask_and_vary() {
     let page = "<p>a page long enough to be worth compressing</p>".repeat(20);
-    let (backend, _) = scripted(
+    let expected = page.clone();
+    let (backend, accepted) = scripted(
         move |path| {
             let body = if path == "/tiny" { "ok" } else { page.as_str() };
             format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{body}",
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nETag: \"v1\"\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
                 body.len()
             )
             .into_bytes()
@@ -462,13 +463,164 @@ async fn compressible_answers_vary_on_accept_encoding_on_both_paths() {
     let plain = conn.response("GET").await;
     assert_eq!(plain.header("vary"), Some("accept-encoding"));
     assert_eq!(plain.header("content-encoding"), None);
-    conn.send(b"GET /page HTTP/1.1\r\nHost: app.test\r\nAccept-Encoding: gzip\r\n\r\n")
+    assert_eq!(plain.header("etag"), Some("\"v1\""));
+    assert_eq!(plain.body, expected.as_bytes());
+    for _ in 0..2 {
+        conn.send(
+            b"GET /page HTTP/1.1\r\nHost: app.test\r\nAccept-Encoding: gzip, deflate\r\n\r\n",
+        )
         .await;
-    let gzipped = conn.response("GET").await;
-    assert_eq!(gzipped.header("content-encoding"), Some("gzip"));
-    assert_eq!(gzipped.header("vary"), Some("accept-encoding"));
-    conn.send(&get("/tiny")).await;
+        let gzipped = conn.response("GET").await;
+        assert_eq!(gzipped.status, 200);
+        assert_eq!(gzipped.header("content-encoding"), Some("gzip"));
+        assert_eq!(gzipped.header("vary"), Some("accept-encoding"));
+        assert_eq!(gzipped.header("content-length"), None);
+        // Other bytes than the upstream's: the ETag is weak now.
+        assert_eq!(gzipped.header("etag"), Some("W/\"v1\""));
+        assert!(gzipped.header("x-request-id").is_some());
+        assert!(
+            gzipped.body.len() < expected.len() / 4,
+            "{} bytes",
+            gzipped.body.len()
+        );
+        assert_eq!(gunzip(&gzipped.body), expected.as_bytes());
+    }
+    conn.send(b"GET /tiny HTTP/1.1\r\nHost: app.test\r\nAccept-Encoding: gzip\r\n\r\n")
+        .await;
     let tiny = conn.response("GET").await;
     assert_eq!(tiny.body, b"ok");
     assert_eq!(tiny.header("vary"), None);
+    assert_eq!(tiny.header("content-encoding"), None);
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "one upstream connection for all"
+    );
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .expect("valid gzip");
+    out
+}
+
+fn unbrotli(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    brotli::Decompressor::new(bytes, 4096)
+        .read_to_end(&mut out)
+        .expect("valid brotli");
+    out
+}
+
+/// A chunked upstream body (trailers and all) and one that runs until the
+/// upstream closes are decoded, compressed with the client's preferred
+/// encoding, and sent chunked on a client connection that stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_and_until_close_bodies_are_compressed_too() {
+    let line = "{\"id\": 1, \"name\": \"a record in a long JSON list\"},\n";
+    let chunk = line.repeat(40);
+    let chunked_answer = {
+        let mut text = String::from(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+        );
+        for _ in 0..3 {
+            text.push_str(&format!("{:x};ext=1\r\n{chunk}\r\n", chunk.len()));
+        }
+        text.push_str("0\r\nx-sum: 1\r\n\r\n");
+        text
+    };
+    let (chunked, chunked_accepted) =
+        scripted(move |_| chunked_answer.clone().into_bytes(), Close::Never).await;
+    let until_close = chunk.clone();
+    let (closing, _) = scripted(
+        move |_| {
+            format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n{until_close}").into_bytes()
+        },
+        Close::AtOnce,
+    )
+    .await;
+    let body = format!(
+        "[[site]]\n  [[site.route]]\n  path = \"/chunked\"\n  upstream = \"chunked\"\n\
+         [[site.route]]\n  path = \"/close\"\n  upstream = \"closing\"\n\n\
+         [upstream.chunked]\nservers = [\"{chunked}\"]\n\
+         [upstream.closing]\nservers = [\"{closing}\"]\n"
+    );
+    let wharf = Wharf::start("", &body);
+    let mut conn = Conn::open(wharf.addr).await;
+    for _ in 0..2 {
+        conn.send(
+            b"GET /chunked HTTP/1.1\r\nHost: app.test\r\nAccept-Encoding: gzip;q=0.5, br\r\n\r\n",
+        )
+        .await;
+        let answer = conn.response("GET").await;
+        assert_eq!(answer.header("content-encoding"), Some("br"));
+        assert_eq!(unbrotli(&answer.body), chunk.repeat(3).as_bytes());
+    }
+    assert_eq!(
+        chunked_accepted.load(Ordering::SeqCst),
+        1,
+        "the upstream connection is reused"
+    );
+    conn.send(b"GET /close HTTP/1.1\r\nHost: app.test\r\nAccept-Encoding: gzip\r\n\r\n")
+        .await;
+    let answer = conn.response("GET").await;
+    assert_eq!(answer.header("content-encoding"), Some("gzip"));
+    assert_eq!(answer.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(gunzip(&answer.body), chunk.as_bytes());
+    // The client connection goes on.
+    conn.send(b"GET /chunked HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await;
+    let answer = conn.response("GET").await;
+    assert_eq!(answer.header("content-encoding"), None);
+    assert_eq!(answer.body, chunk.repeat(3).as_bytes());
+}
+
+/// What must not be compressed is relayed as it is: an answer the upstream
+/// already encoded, an image, a HEAD answer; and a client that refuses
+/// every encoding gets the plain bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_that_must_not_be_compressed_are_relayed_as_they_are() {
+    let text = "text that would compress well ".repeat(30);
+    let expected = text.clone();
+    let (backend, _) = scripted(
+        move |path| {
+            let (kind, encoding) = match path {
+                "/encoded" => ("text/plain", "Content-Encoding: identity-ish\r\n"),
+                "/image" => ("image/png", ""),
+                _ => ("text/plain", ""),
+            };
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\n{encoding}Content-Length: {}\r\n\r\n{text}",
+                text.len()
+            )
+            .into_bytes()
+        },
+        Close::Never,
+    )
+    .await;
+    let wharf = Wharf::start("", &proxy_to(backend));
+    let mut conn = Conn::open(wharf.addr).await;
+    for path in ["/encoded", "/image"] {
+        conn.send(
+            format!("GET {path} HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n").as_bytes(),
+        )
+        .await;
+        let answer = conn.response("GET").await;
+        assert_eq!(answer.body, expected.as_bytes(), "{path}");
+        assert_ne!(answer.header("content-encoding"), Some("gzip"), "{path}");
+    }
+    conn.send(b"HEAD /text HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n")
+        .await;
+    let head = conn.response("HEAD").await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("vary"), Some("accept-encoding"));
+    conn.send(b"GET /text HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip;q=0, br;q=0\r\n\r\n")
+        .await;
+    let refused = conn.response("GET").await;
+    assert_eq!(refused.header("content-encoding"), None);
+    assert_eq!(refused.body, expected.as_bytes());
 }

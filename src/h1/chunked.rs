@@ -1,8 +1,10 @@
-//! Where a chunked message body ends, for bodies relayed byte for byte.
+//! Where a chunked message body ends, for bodies relayed byte for byte, and
+//! its data, for bodies that are compressed on the way.
 //!
 //! The fast path passes an upstream's chunked body to the client as it is
 //! (chunk sizes, extensions and trailers included); it only needs to know
 //! which bytes belong to the body, so that the connection can be reused.
+//! A body it compresses is decoded first (`Chunked::decode`).
 //! Chunk-size lines are parsed by `httparse`.
 
 /// Longest chunk-size line or trailer line accepted.
@@ -60,6 +62,17 @@ impl Chunked {
     /// belong to the body (all of them unless the body ends inside
     /// `input`) and whether the body is complete.
     pub fn scan(&mut self, input: &[u8]) -> Result<(usize, bool), ChunkError> {
+        self.decode(input, |_| {})
+    }
+
+    /// Like [`Chunked::scan`], and hands `data` the range of `input` each
+    /// piece of chunk data is in: the decoded body, without the framing
+    /// (trailers are dropped).
+    pub fn decode(
+        &mut self,
+        input: &[u8],
+        mut data: impl FnMut(std::ops::Range<usize>),
+    ) -> Result<(usize, bool), ChunkError> {
         let mut pos = 0;
         while pos < input.len() {
             match self.state {
@@ -67,6 +80,7 @@ impl Chunked {
                 State::Data(left) => {
                     let available = (input.len() - pos) as u64;
                     let take = left.min(available);
+                    data(pos..pos + take as usize);
                     pos += take as usize;
                     self.state = if take == left {
                         State::DataEnd(0)
@@ -163,6 +177,31 @@ mod tests {
             assert_eq!(
                 scan_in_pieces(body, piece),
                 (end, true),
+                "piece size {piece}"
+            );
+        }
+    }
+
+    #[test]
+    fn decodes_the_data_whatever_the_read_boundaries() {
+        let body =
+            b"5;ext=1\r\nhello\r\n1A\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nx-sum: 9\r\n\r\nNEXT";
+        for piece in 1..body.len() {
+            let mut chunked = Chunked::default();
+            let mut decoded = Vec::new();
+            let mut done = false;
+            for part in body.chunks(piece) {
+                let (_, end) = chunked
+                    .decode(part, |range| decoded.extend_from_slice(&part[range]))
+                    .expect("well formed");
+                if end {
+                    done = true;
+                    break;
+                }
+            }
+            assert!(done, "piece size {piece}");
+            assert_eq!(
+                decoded, b"helloabcdefghijklmnopqrstuvwxyz",
                 "piece size {piece}"
             );
         }

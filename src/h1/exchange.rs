@@ -7,7 +7,10 @@
 //! and the body is copied as it arrives: a `Content-Length` body byte for
 //! byte, a chunked body as it is (`chunked.rs` finds its end), a body that
 //! runs until the server closes re-chunked so the client connection stays
-//! open. Small bodies leave in the same write as the head.
+//! open. Small bodies leave in the same write as the head. A compressible
+//! answer to a client that accepts compression is decoded and passed
+//! through the sites' compression layer (`copy_compressed`), then sent
+//! chunked.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -176,6 +179,7 @@ pub(crate) async fn relay<S: Transport>(
         hsts: cx.hsts.as_ref(),
         close: !keep_alive,
         head_request,
+        compress: head.compress,
     };
     // A body not read to the end leaves the connection unusable.
     let usable_after = |payload: &Payload| {
@@ -315,9 +319,30 @@ pub(crate) async fn relay<S: Transport>(
             out,
         } = answer;
         let mut answered = request::answered(started, response.status, Some(member.addr));
-        buf.advance(response.len);
         let read_timeout = pool.settings.response_timeout;
+        if !response.compress {
+            buf.advance(response.len);
+        }
         let copied = match response.framing {
+            _ if response.compress => {
+                let accept = head
+                    .fields
+                    .iter()
+                    .filter(|field| head.name(field).eq_ignore_ascii_case(b"accept-encoding"))
+                    .filter_map(|field| head.header_value(field));
+                let timeouts = (read_timeout, cx.idle_timeout);
+                Box::pin(copy_compressed(
+                    io,
+                    &mut conn,
+                    &mut buf,
+                    &response,
+                    accept.collect(),
+                    &extra,
+                    timeouts,
+                    &mut answered,
+                ))
+                .await
+            }
             Framing::Empty => write_out(io, &out, cx.idle_timeout).await,
             Framing::Length(length) => {
                 copy_length(
@@ -730,6 +755,165 @@ async fn copy_until_close<S: AsyncWrite + Unpin>(
         }
     }
     write_out(io, b"0\r\n\r\n", write_timeout).await
+}
+
+/// An upstream body without its framing, read as the compression layer
+/// asks for it. `done` is set once the body has been read to its end.
+fn decoded_body<'a>(
+    conn: &'a mut TcpStream,
+    buf: &'a mut BytesMut,
+    framing: Framing,
+    read_timeout: Duration,
+    done: &'a std::sync::atomic::AtomicBool,
+) -> impl http_body::Body<Data = Bytes, Error = std::io::Error> + 'a {
+    use std::sync::atomic::Ordering::Relaxed;
+    enum Left {
+        Bytes(u64),
+        Chunked(Chunked),
+        UntilClose,
+    }
+    let left = match framing {
+        Framing::Length(n) => Left::Bytes(n),
+        Framing::Chunked => Left::Chunked(Chunked::default()),
+        Framing::Close => Left::UntilClose,
+        Framing::Empty => Left::Bytes(0),
+    };
+    let invalid =
+        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let frames =
+        futures_util::stream::unfold((conn, buf, left), move |(conn, buf, mut left)| async move {
+            loop {
+                if done.load(Relaxed) {
+                    return None;
+                }
+                let data = match &mut left {
+                    Left::Bytes(0) => {
+                        done.store(true, Relaxed);
+                        continue;
+                    }
+                    Left::Bytes(n) => {
+                        let take = buf.len().min(usize::try_from(*n).unwrap_or(usize::MAX));
+                        *n -= take as u64;
+                        buf.split_to(take).freeze()
+                    }
+                    Left::Chunked(chunked) => {
+                        let mut data = BytesMut::new();
+                        let input = &buf[..];
+                        match chunked.decode(input, |range| data.extend_from_slice(&input[range])) {
+                            Ok((used, end)) => {
+                                buf.advance(used);
+                                done.store(end, Relaxed);
+                            }
+                            Err(error) => {
+                                let error = invalid(&error.to_string());
+                                return Some((Err(error), (conn, buf, left)));
+                            }
+                        }
+                        data.freeze()
+                    }
+                    Left::UntilClose => buf.split().freeze(),
+                };
+                if !data.is_empty() {
+                    return Some((Ok(http_body::Frame::data(data)), (conn, buf, left)));
+                }
+                if done.load(Relaxed) {
+                    return None;
+                }
+                match read_more(conn, buf, read_timeout).await {
+                    Some(0) if matches!(left, Left::UntilClose) => done.store(true, Relaxed),
+                    Some(0) => {
+                        let error = invalid("the upstream closed the connection inside the body");
+                        return Some((Err(error), (conn, buf, left)));
+                    }
+                    Some(_) => {}
+                    None => {
+                        let error = std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "reading the upstream body failed or timed out",
+                        );
+                        return Some((Err(error), (conn, buf, left)));
+                    }
+                }
+            }
+        });
+    // Fused: the compression layer may ask again after the end.
+    http_body_util::StreamBody::new(futures_util::StreamExt::fuse(frames))
+}
+
+/// A compressible answer for a client that accepts compression: through
+/// the sites' compression layer (`site::compress`), sent chunked. The
+/// upstream body is read to its end, so its connection can be reused.
+#[allow(clippy::too_many_arguments)]
+async fn copy_compressed<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    conn: &mut TcpStream,
+    buf: &mut BytesMut,
+    response: &ResponseHead,
+    accept_encoding: Vec<HeaderValue>,
+    extra: &Extra<'_>,
+    (read_timeout, write_timeout): (Duration, Duration),
+    answered: &mut request::Answered,
+) -> bool {
+    use http_body_util::BodyExt;
+    use std::sync::atomic::Ordering::Relaxed;
+    /// Compressed output is gathered up to this size before a write.
+    const WRITE_AT: usize = 16 * 1024;
+
+    let parts = head::response_parts(&buf[..response.len], extra);
+    buf.advance(response.len);
+    let Some((parts, reason)) = parts else {
+        // A header the HeaderMap cannot hold (hyper would refuse it too).
+        let mut out = Vec::new();
+        head::write_status(
+            &mut out,
+            StatusCode::BAD_GATEWAY,
+            &Extra {
+                close: true,
+                ..*extra
+            },
+            &[],
+        );
+        write_out(io, &out, write_timeout).await;
+        return false;
+    };
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let body = decoded_body(conn, buf, response.framing, read_timeout, &done);
+    let Some(compressed) =
+        crate::site::compress(accept_encoding, http::Response::from_parts(parts, body)).await
+    else {
+        return false;
+    };
+    let (parts, body) = compressed.into_parts();
+    let mut out = Vec::with_capacity(WRITE_AT + 512);
+    head::write_compressed_head(&mut out, &parts, &reason, extra);
+    let mut body = std::pin::pin!(body);
+    loop {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref().filter(|data| !data.is_empty()) {
+                    head::chunk_header(&mut out, data.len());
+                    out.extend_from_slice(data);
+                    out.extend_from_slice(b"\r\n");
+                    answered.sent(data.len() as u64);
+                }
+            }
+            Some(Err(error)) => {
+                // The client sees a body cut short, as on the general path.
+                tracing::warn!(error = %error, "compressing an upstream answer failed");
+                write_out(io, &out, write_timeout).await;
+                return false;
+            }
+            None => break,
+        }
+        if out.len() >= WRITE_AT {
+            if !write_out(io, &out, write_timeout).await {
+                return false;
+            }
+            out.clear();
+        }
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    write_out(io, &out, write_timeout).await && done.load(Relaxed)
 }
 
 #[cfg(test)]

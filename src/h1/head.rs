@@ -29,6 +29,10 @@ pub struct RequestHead {
     pub content_length: u64,
     /// The client asked to close the connection after this request.
     pub close: bool,
+    /// The client accepts an encoding wharf compresses with
+    /// (`Accept-Encoding`): a compressible answer is compressed
+    /// (`exchange::copy_compressed`).
+    pub compress: bool,
     /// No hop-by-hop header other than `Connection: close` or
     /// `keep-alive`: the head can be forwarded field by field
     /// (`write_forwarded`) instead of through a `HeaderMap`.
@@ -184,6 +188,7 @@ pub fn parse_request(buf: &mut BytesMut, max_head: usize) -> Parsed {
 
     let mut content_length = None;
     let mut close = false;
+    let mut compress = false;
     let mut plain = true;
     let mut host = None;
     let base = buf.as_ptr() as usize;
@@ -219,10 +224,11 @@ pub fn parse_request(buf: &mut BytesMut, max_head: usize) -> Parsed {
                         (None, Some(length)) => content_length = Some(length),
                         _ => return Parsed::Unusual,
                     }
+                } else if name.eq_ignore_ascii_case(b"accept-encoding") {
+                    compress |= wants_compression(value);
                 } else if name.eq_ignore_ascii_case(b"transfer-encoding")
                     || name.eq_ignore_ascii_case(b"upgrade")
                     || name.eq_ignore_ascii_case(b"expect")
-                    || (name.eq_ignore_ascii_case(b"accept-encoding") && wants_compression(value))
                 {
                     return Parsed::Unusual;
                 }
@@ -261,6 +267,7 @@ pub fn parse_request(buf: &mut BytesMut, max_head: usize) -> Parsed {
         fields: spans,
         content_length: content_length.unwrap_or(0),
         close,
+        compress,
         plain,
         raw: head,
         host,
@@ -268,7 +275,7 @@ pub fn parse_request(buf: &mut BytesMut, max_head: usize) -> Parsed {
 }
 
 /// Whether an `Accept-Encoding` value names an encoding wharf compresses
-/// with; those responses go through the compression layer.
+/// with; compressible answers to such requests are compressed.
 fn wants_compression(value: &[u8]) -> bool {
     value.split(|&b| b == b',').any(|item| {
         let mut parts = item.split(|&b| b == b';');
@@ -417,6 +424,9 @@ pub struct ResponseHead {
     pub reusable: bool,
     /// Bytes of the head in the upstream buffer.
     pub len: usize,
+    /// The answer is to be compressed for this client: nothing was written
+    /// to the client's head, `compressed_head` builds it.
+    pub compress: bool,
 }
 
 /// Why an upstream response head is unusable.
@@ -440,6 +450,8 @@ pub struct Extra<'a> {
     pub close: bool,
     /// The request was HEAD: the body is empty whatever the headers say.
     pub head_request: bool,
+    /// The client accepts compression (`RequestHead::compress`).
+    pub compress: bool,
 }
 
 /// The outcome of parsing the start of the upstream buffer.
@@ -546,26 +558,25 @@ pub fn parse_response(
         Framing::Close
     };
 
+    let compressible = !encoded && vary_on_encoding(status, length, transfer_encoded, content_type);
+    if compressible && extra.compress && framing != Framing::Empty {
+        return Ok(ResponseParse::Complete(ResponseHead {
+            status,
+            framing,
+            reusable: !upstream_close && framing != Framing::Close,
+            len,
+            compress: true,
+        }));
+    }
+
     out.extend_from_slice(b"HTTP/1.1 ");
-    // httparse accepts exactly three digits.
-    out.extend_from_slice(&[
-        b'0' + (status / 100 % 10) as u8,
-        b'0' + (status / 10 % 10) as u8,
-        b'0' + (status % 10) as u8,
-        b' ',
-    ]);
+    out.extend_from_slice(&status_digits(status));
+    out.extend_from_slice(b" ");
     out.extend_from_slice(response.reason.unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
     for field in response.headers.iter() {
         let name = field.name.as_bytes();
-        let hop = HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
-            || listed[..listed_count]
-                .iter()
-                .any(|l| name.eq_ignore_ascii_case(l));
-        let replaced = name.eq_ignore_ascii_case(b"x-request-id")
-            || (extra.hsts.is_some() && name.eq_ignore_ascii_case(b"strict-transport-security"))
-            || (transfer_encoded && name.eq_ignore_ascii_case(b"content-length"));
-        if hop || replaced {
+        if !relayed(name, &listed[..listed_count], transfer_encoded, extra) {
             continue;
         }
         out.extend_from_slice(name);
@@ -576,9 +587,10 @@ pub fn parse_response(
     if matches!(framing, Framing::Chunked | Framing::Close) {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
-    if !encoded && !varies && vary_on_encoding(status, length, transfer_encoded, content_type) {
-        // This client did not ask for compression, but the same response
-        // to one that does is compressed: caches must keep them apart.
+    if compressible && !varies {
+        // Sent as it is (this client did not ask for compression, or the
+        // answer has no body), but the same answer to a client that asks
+        // is compressed: caches must keep them apart.
         out.extend_from_slice(b"vary: accept-encoding\r\n");
     }
     if !dated {
@@ -595,7 +607,100 @@ pub fn parse_response(
         framing,
         reusable: !upstream_close && framing != Framing::Close,
         len,
+        compress: false,
     }))
+}
+
+/// The three digits of a status code (httparse accepts exactly three).
+fn status_digits(status: u16) -> [u8; 3] {
+    [
+        b'0' + (status / 100 % 10) as u8,
+        b'0' + (status / 10 % 10) as u8,
+        b'0' + (status % 10) as u8,
+    ]
+}
+
+/// Whether an upstream response header goes on to the client: not
+/// hop-by-hop (nor named by `Connection`), not one wharf sets itself, and
+/// no `Content-Length` beside a `Transfer-Encoding`.
+fn relayed(name: &[u8], listed: &[&[u8]], transfer_encoded: bool, extra: &Extra<'_>) -> bool {
+    let hop = HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+        || listed.iter().any(|l| name.eq_ignore_ascii_case(l));
+    let replaced = name.eq_ignore_ascii_case(b"x-request-id")
+        || (extra.hsts.is_some() && name.eq_ignore_ascii_case(b"strict-transport-security"))
+        || (transfer_encoded && name.eq_ignore_ascii_case(b"content-length"));
+    !hop && !replaced
+}
+
+/// The status, reason and relayed headers of a complete upstream response
+/// head at the start of `buf`, for an answer to compress (`ResponseHead::
+/// compress`): the compression layer works on a `HeaderMap`.
+pub fn response_parts(buf: &[u8], extra: &Extra<'_>) -> Option<(http::response::Parts, String)> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut fields);
+    if !matches!(response.parse(buf), Ok(httparse::Status::Complete(_))) {
+        return None;
+    }
+    let mut listed: Vec<&[u8]> = Vec::new();
+    let mut transfer_encoded = false;
+    for field in response.headers.iter() {
+        let name = field.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"connection") {
+            listed.extend(
+                field
+                    .value
+                    .split(|&b| b == b',')
+                    .map(<[u8]>::trim_ascii)
+                    .filter(|token| !token.is_empty()),
+            );
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            transfer_encoded = true;
+        }
+    }
+    let (mut parts, ()) = http::Response::new(()).into_parts();
+    parts.status = http::StatusCode::from_u16(response.code?).ok()?;
+    for field in response.headers.iter() {
+        let name = field.name.as_bytes();
+        if !relayed(name, &listed, transfer_encoded, extra) {
+            continue;
+        }
+        let name = http::HeaderName::from_bytes(name).ok()?;
+        let value = HeaderValue::from_bytes(field.value).ok()?;
+        parts.headers.append(name, value);
+    }
+    Some((parts, response.reason.unwrap_or("").to_string()))
+}
+
+/// Writes the client's head for a compressed (or, should the compression
+/// layer decline, plain) answer: always chunked, since the compressed
+/// length is known only at the end.
+pub fn write_compressed_head(
+    out: &mut Vec<u8>,
+    parts: &http::response::Parts,
+    reason: &str,
+    extra: &Extra<'_>,
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(&status_digits(parts.status.as_u16()));
+    out.extend_from_slice(b" ");
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        if name == http::header::CONTENT_LENGTH {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    if !parts.headers.contains_key(http::header::DATE) {
+        out.extend_from_slice(b"date: ");
+        out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    write_extra(out, extra);
 }
 
 /// Whether the general path would compress this response for a client that
@@ -730,7 +835,6 @@ mod tests {
             "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
-            "GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip, deflate\r\n\r\n",
             "GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
             "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
             "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
@@ -764,15 +868,20 @@ mod tests {
     }
 
     #[test]
-    fn identity_only_clients_stay_on_the_fast_path() {
-        assert!(matches!(
-            parse("GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: identity\r\n\r\n"),
-            Parsed::Head(_)
-        ));
-        assert!(matches!(
-            parse("GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip;q=0\r\n\r\n"),
-            Parsed::Head(_)
-        ));
+    fn clients_asking_for_compression_stay_on_the_fast_path() {
+        for (accept, compress) in [
+            ("identity", false),
+            ("gzip;q=0", false),
+            ("gzip, deflate", true),
+            ("br;q=0.5, zstd", true),
+            ("*", true),
+        ] {
+            let text = format!("GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: {accept}\r\n\r\n");
+            match parse(&text) {
+                Parsed::Head(head) => assert_eq!(head.compress, compress, "{accept}"),
+                _ => panic!("{accept} left the fast path"),
+            }
+        }
         assert!(matches!(
             parse("GET / HTTP/1.1\r\nHost: a"),
             Parsed::Partial
@@ -786,6 +895,7 @@ mod tests {
             hsts: None,
             close: false,
             head_request,
+            compress: false,
         };
         let mut out = Vec::new();
         match parse_response(text.as_bytes(), 1024, &extra, &mut out).expect("valid") {

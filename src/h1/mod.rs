@@ -6,10 +6,12 @@
 //! upstream over a raw keep-alive connection (`exchange.rs`): same server
 //! choice, retries, forwarded headers, request ids, metrics and access log
 //! as the general path, but no per-request futures, body channels or
-//! header re-encoding. The first request that is anything else (static
-//! files, redirects, WebSocket upgrades, compression, chunked uploads,
-//! HTTP/1.0, errors) hands the connection, with the bytes already read, to
-//! hyper (`server::conn::serve_hyper`) for the rest of its life.
+//! header re-encoding. Compression is done here too, with the sites' own
+//! compression layer (`exchange::copy_compressed`): nearly every HTTP
+//! client library and browser asks for it. The first request that is
+//! anything else (static files, redirects, WebSocket upgrades, chunked
+//! uploads, HTTP/1.0, errors) hands the connection, with the bytes already
+//! read, to hyper (`server::conn::serve_hyper`) for the rest of its life.
 //!
 //! An idle keep-alive connection holds no buffer: it waits for readability
 //! first and allocates only when a request arrives.

@@ -80,6 +80,15 @@ class Settings:
 TESTS = {
     "small-64": ("keep-alive, 13 B body, 64 connections", "/small", 64, False, []),
     "small-256": ("keep-alive, 13 B body, 256 connections", "/small", 256, False, []),
+    # What browsers and HTTP libraries (Go, Python requests, Node fetch) send;
+    # nothing is compressed (13 B), so the work is the same as small-64's.
+    "accept-64": (
+        "keep-alive, 13 B body, 64 connections, Accept-Encoding as clients send it",
+        "/small",
+        64,
+        False,
+        ["-H", "Accept-Encoding: gzip, deflate, br, zstd"],
+    ),
     "large-64": ("keep-alive, 64 KiB body, 64 connections", "/64k", 64, False, []),
     "tls-64": ("TLS keep-alive, 13 B body, 64 connections", "/small", 64, True, []),
     "handshake-64": (

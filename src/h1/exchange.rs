@@ -856,7 +856,7 @@ async fn copy_compressed<S: AsyncWrite + Unpin>(
 ) -> bool {
     use http_body_util::BodyExt;
     use std::sync::atomic::Ordering::Relaxed;
-    /// Compressed output is gathered up to this size before a write.
+    /// Compressed output ready at once is gathered up to this size.
     const WRITE_AT: usize = 16 * 1024;
 
     let parts = head::response_parts(&buf[..response.len], extra);
@@ -888,7 +888,23 @@ async fn copy_compressed<S: AsyncWrite + Unpin>(
     head::write_compressed_head(&mut out, &parts, &reason, extra);
     let mut body = std::pin::pin!(body);
     loop {
-        match body.frame().await {
+        let frame = body.frame();
+        tokio::pin!(frame);
+        let frame = match now_or_pending(frame.as_mut()).await {
+            Some(frame) => frame,
+            None => {
+                // Nothing more for now: what is compressed so far goes out
+                // (an event stream must not wait for the next event).
+                if !out.is_empty() {
+                    if !write_out(io, &out, write_timeout).await {
+                        return false;
+                    }
+                    out.clear();
+                }
+                frame.await
+            }
+        };
+        match frame {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref().filter(|data| !data.is_empty()) {
                     head::chunk_header(&mut out, data.len());

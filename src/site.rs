@@ -89,17 +89,22 @@ fn weaken_etag_if_compressed<B>(mut response: Response<B>) -> Response<B> {
     let compressed_here = response.extensions().get::<Identity>().is_some()
         && response.headers().contains_key(header::CONTENT_ENCODING);
     if compressed_here {
-        if let Some(etag) = response.headers().get(header::ETAG) {
-            if !etag.as_bytes().starts_with(b"W/") {
-                let mut weak = b"W/".to_vec();
-                weak.extend_from_slice(etag.as_bytes());
-                if let Ok(value) = HeaderValue::from_bytes(&weak) {
-                    response.headers_mut().insert(header::ETAG, value);
-                }
+        weaken_etag(response.headers_mut());
+    }
+    response
+}
+
+/// Makes a strong `ETag` weak (`W/"..."`); a weak one stays as it is.
+pub(crate) fn weaken_etag(headers: &mut http::HeaderMap) {
+    if let Some(etag) = headers.get(header::ETAG) {
+        if !etag.as_bytes().starts_with(b"W/") {
+            let mut weak = b"W/".to_vec();
+            weak.extend_from_slice(etag.as_bytes());
+            if let Ok(value) = HeaderValue::from_bytes(&weak) {
+                headers.insert(header::ETAG, value);
             }
         }
     }
-    response
 }
 
 /// Applies [`weaken_etag_if_compressed`] to the compression layer's output.

@@ -474,7 +474,9 @@ async fn compressible_answers_are_compressed_for_clients_that_ask_and_vary() {
         assert_eq!(gzipped.status, 200);
         assert_eq!(gzipped.header("content-encoding"), Some("gzip"));
         assert_eq!(gzipped.header("vary"), Some("accept-encoding"));
-        assert_eq!(gzipped.header("content-length"), None);
+        // Small and of known length: compressed whole and sent with its length.
+        let length = gzipped.header("content-length").map(str::to_string);
+        assert_eq!(length, Some(gzipped.body.len().to_string()));
         // Other bytes than the upstream's: the ETag is weak now.
         assert_eq!(gzipped.header("etag"), Some("W/\"v1\""));
         assert!(gzipped.header("x-request-id").is_some());
@@ -485,6 +487,22 @@ async fn compressible_answers_are_compressed_for_clients_that_ask_and_vary() {
         );
         assert_eq!(gunzip(&gzipped.body), expected.as_bytes());
     }
+    // What browsers send: zstd, the layer's first choice among equals.
+    conn.send(
+        b"GET /page HTTP/1.1\r\nHost: app.test\r\nAccept-Encoding: gzip, deflate, br, zstd\r\n\r\n",
+    )
+    .await;
+    let zstd = conn.response("GET").await;
+    assert_eq!(zstd.header("content-encoding"), Some("zstd"));
+    let decoded = zstd::stream::decode_all(&zstd.body[..]).expect("valid zstd");
+    assert_eq!(decoded, expected.as_bytes());
+    conn.send(
+        b"GET /page HTTP/1.1\r\nHost: app.test\r\nAccept-Encoding: br;q=1, gzip;q=0.5\r\n\r\n",
+    )
+    .await;
+    let br = conn.response("GET").await;
+    assert_eq!(br.header("content-encoding"), Some("br"));
+    assert_eq!(unbrotli(&br.body), expected.as_bytes());
     conn.send(b"GET /tiny HTTP/1.1\r\nHost: app.test\r\nAccept-Encoding: gzip\r\n\r\n")
         .await;
     let tiny = conn.response("GET").await;
@@ -516,9 +534,10 @@ fn unbrotli(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A chunked upstream body (trailers and all) and one that runs until the
-/// upstream closes are decoded, compressed with the client's preferred
-/// encoding, and sent chunked on a client connection that stays open.
+/// A chunked upstream body (trailers and all), one that runs until the
+/// upstream closes and one too long to compress whole are decoded,
+/// compressed with the client's preferred encoding as they stream, and
+/// sent chunked on a client connection that stays open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunked_and_until_close_bodies_are_compressed_too() {
     let line = "{\"id\": 1, \"name\": \"a record in a long JSON list\"},\n";
@@ -543,11 +562,26 @@ async fn chunked_and_until_close_bodies_are_compressed_too() {
         Close::AtOnce,
     )
     .await;
+    let big_body = line.repeat(7000);
+    let big_expected = big_body.clone();
+    let (big, big_accepted) = scripted(
+        move |_| {
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{big_body}",
+                big_body.len()
+            )
+            .into_bytes()
+        },
+        Close::Never,
+    )
+    .await;
     let body = format!(
         "[[site]]\n  [[site.route]]\n  path = \"/chunked\"\n  upstream = \"chunked\"\n\
-         [[site.route]]\n  path = \"/close\"\n  upstream = \"closing\"\n\n\
+         [[site.route]]\n  path = \"/close\"\n  upstream = \"closing\"\n\
+         [[site.route]]\n  path = \"/big\"\n  upstream = \"big\"\n\n\
          [upstream.chunked]\nservers = [\"{chunked}\"]\n\
-         [upstream.closing]\nservers = [\"{closing}\"]\n"
+         [upstream.closing]\nservers = [\"{closing}\"]\n\
+         [upstream.big]\nservers = [\"{big}\"]\n"
     );
     let wharf = Wharf::start("", &body);
     let mut conn = Conn::open(wharf.addr).await;
@@ -571,6 +605,22 @@ async fn chunked_and_until_close_bodies_are_compressed_too() {
     assert_eq!(answer.header("content-encoding"), Some("gzip"));
     assert_eq!(answer.header("transfer-encoding"), Some("chunked"));
     assert_eq!(gunzip(&answer.body), chunk.as_bytes());
+    // Over 256 KiB: streamed through the layer, not read whole.
+    assert!(big_expected.len() > 256 * 1024);
+    for _ in 0..2 {
+        conn.send(b"GET /big HTTP/1.1\r\nHost: app.test\r\nAccept-Encoding: zstd\r\n\r\n")
+            .await;
+        let answer = conn.response("GET").await;
+        assert_eq!(answer.header("content-encoding"), Some("zstd"));
+        assert_eq!(answer.header("transfer-encoding"), Some("chunked"));
+        let decoded = zstd::stream::decode_all(&answer.body[..]).expect("valid zstd");
+        assert_eq!(decoded, big_expected.as_bytes());
+    }
+    assert_eq!(
+        big_accepted.load(Ordering::SeqCst),
+        1,
+        "the upstream connection is reused"
+    );
     // The client connection goes on.
     conn.send(b"GET /chunked HTTP/1.1\r\nHost: app.test\r\n\r\n")
         .await;
@@ -623,4 +673,11 @@ async fn answers_that_must_not_be_compressed_are_relayed_as_they_are() {
     let refused = conn.response("GET").await;
     assert_eq!(refused.header("content-encoding"), None);
     assert_eq!(refused.body, expected.as_bytes());
+    // `*` names no encoding the compression layer knows: sent as it is.
+    conn.send(b"GET /text HTTP/1.1\r\nHost: a\r\nAccept-Encoding: *\r\n\r\n")
+        .await;
+    let star = conn.response("GET").await;
+    assert_eq!(star.header("content-encoding"), None);
+    assert_eq!(star.header("vary"), Some("accept-encoding"));
+    assert_eq!(star.body, expected.as_bytes());
 }

@@ -22,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::chunked::Chunked;
+use super::encode;
 use super::head::{self, Extra, Framing, Kind, RequestHead, ResponseHead, ResponseParse};
 use super::{now_or_pending, upstream, Client, Target};
 use crate::balance::{Member, Pick, Tried};
@@ -328,20 +329,39 @@ pub(crate) async fn relay<S: Transport>(
                 let accept = head
                     .fields
                     .iter()
-                    .filter(|field| head.name(field).eq_ignore_ascii_case(b"accept-encoding"))
-                    .filter_map(|field| head.header_value(field));
+                    .filter(|field| head.name(field).eq_ignore_ascii_case(b"accept-encoding"));
                 let timeouts = (read_timeout, cx.idle_timeout);
-                Box::pin(copy_compressed(
-                    io,
-                    &mut conn,
-                    &mut buf,
-                    &response,
-                    accept.collect(),
-                    &extra,
-                    timeouts,
-                    &mut answered,
-                ))
-                .await
+                match response.framing {
+                    Framing::Length(length) if length <= encode::ONE_SHOT => {
+                        let encoding = encode::negotiate(accept.map(|field| head.value(field)));
+                        Box::pin(copy_encoded(
+                            io,
+                            &mut conn,
+                            &mut buf,
+                            &response,
+                            (length, encoding),
+                            &extra,
+                            timeouts,
+                            &mut answered,
+                        ))
+                        .await
+                    }
+                    _ => {
+                        Box::pin(copy_compressed(
+                            io,
+                            &mut conn,
+                            &mut buf,
+                            &response,
+                            accept
+                                .filter_map(|field| head.header_value(field))
+                                .collect(),
+                            &extra,
+                            timeouts,
+                            &mut answered,
+                        ))
+                        .await
+                    }
+                }
             }
             Framing::Empty => write_out(io, &out, cx.idle_timeout).await,
             Framing::Length(length) => {
@@ -757,6 +777,92 @@ async fn copy_until_close<S: AsyncWrite + Unpin>(
     write_out(io, b"0\r\n\r\n", write_timeout).await
 }
 
+/// A compressible answer of known, small length (`encode::ONE_SHOT`) for a
+/// client that accepts compression: read whole, compressed in one call
+/// with the encoding the compression layer would choose, and sent with its
+/// length in one write. The headers change as the layer changes them.
+#[allow(clippy::too_many_arguments)]
+async fn copy_encoded<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    conn: &mut TcpStream,
+    buf: &mut BytesMut,
+    response: &ResponseHead,
+    (length, encoding): (u64, encode::Encoding),
+    extra: &Extra<'_>,
+    (read_timeout, write_timeout): (Duration, Duration),
+    answered: &mut request::Answered,
+) -> bool {
+    // `ONE_SHOT` bounds it, so this fits in memory.
+    let Ok(body_len) = usize::try_from(length) else {
+        return false;
+    };
+    let end = response.len + body_len;
+    while buf.len() < end {
+        buf.reserve(end - buf.len());
+        match tokio::time::timeout(read_timeout, conn.read_buf(buf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return false,
+        }
+    }
+    let body = &buf[response.len..end];
+    let compressed = match encoding {
+        encode::Encoding::Identity => None,
+        encoding => match encode::compress(encoding, body) {
+            Ok(compressed) => Some(compressed),
+            Err(error) => {
+                tracing::warn!(error = %error, "compressing an upstream answer failed; sent as it is");
+                None
+            }
+        },
+    };
+    let mut out = Vec::new();
+    let parts = compressed
+        .as_ref()
+        .and_then(|_| head::response_parts(&buf[..response.len], extra));
+    let sent = match (compressed, parts) {
+        (Some(compressed), Some((mut parts, reason))) => {
+            let headers = &mut parts.headers;
+            let varies = headers
+                .get_all(header::VARY)
+                .iter()
+                .any(|value| head::contains_ignore_case(value.as_bytes(), b"accept-encoding"));
+            if !varies {
+                headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+            }
+            headers.remove(header::ACCEPT_RANGES);
+            headers.remove(header::CONTENT_LENGTH);
+            headers.insert(
+                header::CONTENT_ENCODING,
+                HeaderValue::from_static(encoding.name()),
+            );
+            crate::site::weaken_etag(headers);
+            out.reserve(compressed.len() + 512);
+            head::write_compressed_head(&mut out, &parts, &reason, Some(compressed.len()), extra);
+            out.extend_from_slice(&compressed);
+            compressed.len()
+        }
+        _ => {
+            // Sent as it is: the head as the fast path writes it (with
+            // `Vary`), then the body.
+            let plain = Extra {
+                compress: false,
+                ..*extra
+            };
+            if !matches!(
+                head::parse_response(&buf[..response.len], MAX_RESPONSE_HEAD, &plain, &mut out),
+                Ok(ResponseParse::Complete(_))
+            ) {
+                return false;
+            }
+            out.extend_from_slice(body);
+            body.len()
+        }
+    };
+    buf.advance(end);
+    answered.sent(sent as u64);
+    write_out(io, &out, write_timeout).await
+}
+
 /// An upstream body without its framing, read as the compression layer
 /// asks for it. `done` is set once the body has been read to its end.
 fn decoded_body<'a>(
@@ -885,7 +991,7 @@ async fn copy_compressed<S: AsyncWrite + Unpin>(
     };
     let (parts, body) = compressed.into_parts();
     let mut out = Vec::with_capacity(WRITE_AT + 512);
-    head::write_compressed_head(&mut out, &parts, &reason, extra);
+    head::write_compressed_head(&mut out, &parts, &reason, None, extra);
     let mut body = std::pin::pin!(body);
     loop {
         let frame = body.frame();

@@ -672,12 +672,13 @@ pub fn response_parts(buf: &[u8], extra: &Extra<'_>) -> Option<(http::response::
 }
 
 /// Writes the client's head for a compressed (or, should the compression
-/// layer decline, plain) answer: always chunked, since the compressed
-/// length is known only at the end.
+/// layer decline, plain) answer: with the length when it is known
+/// (`encode.rs`), else chunked.
 pub fn write_compressed_head(
     out: &mut Vec<u8>,
     parts: &http::response::Parts,
     reason: &str,
+    length: Option<usize>,
     extra: &Extra<'_>,
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -694,7 +695,14 @@ pub fn write_compressed_head(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    match length {
+        Some(length) => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(length.to_string().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        None => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+    }
     if !parts.headers.contains_key(http::header::DATE) {
         out.extend_from_slice(b"date: ");
         out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
@@ -732,7 +740,7 @@ fn vary_on_encoding(
 }
 
 /// Whether `haystack` contains `needle`, ASCII case ignored.
-fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+pub fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
     haystack
         .windows(needle.len())
         .any(|window| window.eq_ignore_ascii_case(needle))

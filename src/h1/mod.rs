@@ -17,6 +17,7 @@
 //! first and allocates only when a request arrives.
 
 mod chunked;
+mod encode;
 mod exchange;
 mod head;
 mod prefixed;

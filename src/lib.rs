@@ -7,6 +7,7 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod echo;
+pub mod encode;
 pub mod export;
 pub mod files;
 pub mod h1;

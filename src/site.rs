@@ -23,6 +23,7 @@ use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, Cors, CorsLayer,
 
 use crate::balance::Pool;
 use crate::body::{self, Body};
+use crate::encode;
 use crate::files::StaticFiles;
 use crate::observe::metrics::RouteMetrics;
 use crate::observe::request::RouteSlot;
@@ -229,13 +230,68 @@ impl Service<Request<Incoming>> for Handler {
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let routes = self.0.clone();
+        // A HEAD answer has no body to compress; the layer decides for it.
+        let accept: Vec<HeaderValue> = if req.method() == Method::HEAD {
+            Vec::new()
+        } else {
+            let values = req.headers().get_all(header::ACCEPT_ENCODING);
+            values.iter().cloned().collect()
+        };
         Box::pin(async move {
             let mut response = routes.handle(req).await;
             if !response.headers().contains_key(header::CONTENT_ENCODING) {
                 response.extensions_mut().insert(Identity);
+                if !accept.is_empty() {
+                    response = compress_whole(&accept, response).await;
+                }
             }
             Ok(response)
         })
+    }
+}
+
+/// Compresses a small answer of known length in one call (`encode.rs`),
+/// when the compression layer would compress it and with the encoding it
+/// would choose; anything else is left to the layer, which then passes
+/// the compressed answer on untouched (it has a `Content-Encoding`).
+async fn compress_whole(accept: &[HeaderValue], response: Response<Body>) -> Response<Body> {
+    use http_body::Body as _;
+    use http_body_util::BodyExt;
+    let encoding = encode::negotiate(accept.iter().map(HeaderValue::as_bytes));
+    let length = response.body().size_hint().exact().or_else(|| {
+        response
+            .headers()
+            .get(header::CONTENT_LENGTH)?
+            .to_str()
+            .ok()?
+            .parse()
+            .ok()
+    });
+    let whole = encoding != encode::Encoding::Identity
+        && length.is_some_and(|length| length <= encode::ONE_SHOT)
+        && !response.headers().contains_key(header::CONTENT_RANGE)
+        && Compressible::default().should_compress(&response);
+    if !whole {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let data = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) => {
+            tracing::warn!(error = %error, "reading an answer to compress failed");
+            return response::status(StatusCode::BAD_GATEWAY);
+        }
+    };
+    match encode::compress(encoding, &data) {
+        Ok(compressed) => {
+            encode::mark(&mut parts.headers, encoding);
+            Response::from_parts(parts, body::full(compressed))
+        }
+        Err(error) => {
+            // The layer gets the bytes and may still compress them.
+            tracing::warn!(error = %error, "compressing an answer failed");
+            Response::from_parts(parts, body::full(data))
+        }
     }
 }
 

@@ -511,6 +511,9 @@ async fn compressible_response_is_compressed_in_the_encoding_asked_for() {
         "Vary: {vary}"
     );
     assert_eq!(&reply.body[..2], b"\x1f\x8b", "gzip magic");
+    // A few KB of known length: compressed whole, sent with its length.
+    let length = reply.header("content-length").map(str::to_string);
+    assert_eq!(length, Some(reply.body.len().to_string()));
     assert!(
         reply.body.len() < text.len() / 2,
         "gzip shrank {} bytes",

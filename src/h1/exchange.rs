@@ -22,10 +22,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::chunked::Chunked;
-use super::encode;
 use super::head::{self, Extra, Framing, Kind, RequestHead, ResponseHead, ResponseParse};
 use super::{now_or_pending, upstream, Client, Target};
 use crate::balance::{Member, Pick, Tried};
+use crate::encode;
 use crate::observe::access::Entry;
 use crate::observe::request::{self, RouteSlot, Started};
 use crate::observe::{metrics, trace};
@@ -821,21 +821,7 @@ async fn copy_encoded<S: AsyncWrite + Unpin>(
         .and_then(|_| head::response_parts(&buf[..response.len], extra));
     let sent = match (compressed, parts) {
         (Some(compressed), Some((mut parts, reason))) => {
-            let headers = &mut parts.headers;
-            let varies = headers
-                .get_all(header::VARY)
-                .iter()
-                .any(|value| head::contains_ignore_case(value.as_bytes(), b"accept-encoding"));
-            if !varies {
-                headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
-            }
-            headers.remove(header::ACCEPT_RANGES);
-            headers.remove(header::CONTENT_LENGTH);
-            headers.insert(
-                header::CONTENT_ENCODING,
-                HeaderValue::from_static(encoding.name()),
-            );
-            crate::site::weaken_etag(headers);
+            encode::mark(&mut parts.headers, encoding);
             out.reserve(compressed.len() + 512);
             head::write_compressed_head(&mut out, &parts, &reason, Some(compressed.len()), extra);
             out.extend_from_slice(&compressed);

@@ -740,7 +740,7 @@ fn vary_on_encoding(
 }
 
 /// Whether `haystack` contains `needle`, ASCII case ignored.
-pub fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
     haystack
         .windows(needle.len())
         .any(|window| window.eq_ignore_ascii_case(needle))

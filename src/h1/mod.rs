@@ -17,7 +17,6 @@
 //! first and allocates only when a request arrives.
 
 mod chunked;
-mod encode;
 mod exchange;
 mod head;
 mod prefixed;

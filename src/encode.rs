@@ -3,12 +3,14 @@
 //! Through tower-http's compression layer every answer gets fresh encoder
 //! state sized for a stream of unknown length: for a 2.4 KB JSON answer,
 //! zstd and brotli spent most of their time allocating and zeroing tables
-//! (`docs/performance.md`, "Compression"). An answer with a
-//! `Content-Length` of at most [`ONE_SHOT`] bytes is read whole and
-//! compressed in one call instead: zstd with a context reused per thread
+//! (`docs/performance.md`, "Compression"). An answer with a known length
+//! of at most [`ONE_SHOT`] bytes is read whole and compressed in one call
+//! instead, on the fast path (`h1::exchange::copy_encoded`) and in a
+//! site's stack (`site::Handler`): zstd with a context reused per thread
 //! and sized to the input, brotli with its window sized to the input, gzip
-//! and deflate as before. The choice of encoding and the levels are the
-//! layer's (tower-http 0.6): the tests hold [`negotiate`] to it.
+//! and deflate as before. Longer answers still stream through the layer.
+//! The choice of encoding and the levels are the layer's (tower-http 0.6):
+//! the tests hold [`negotiate`] to it.
 
 use std::cell::RefCell;
 use std::io::Write;
@@ -112,6 +114,35 @@ fn parse_weight(text: &str) -> Option<u16> {
         }
     }
     (value <= 1000).then_some(value)
+}
+
+/// The header changes that come with compressing an answer, as the
+/// compression layer makes them: `Vary: Accept-Encoding` (once),
+/// `Content-Encoding` set, `Content-Length` and `Accept-Ranges` removed
+/// (the length changed, ranges would name the wrong bytes), and a strong
+/// `ETag` made weak (RFC 9110 8.8.3).
+pub fn mark(headers: &mut http::HeaderMap, encoding: Encoding) {
+    use http::header;
+    let needle = b"accept-encoding";
+    let varies = headers.get_all(header::VARY).iter().any(|value| {
+        value
+            .as_bytes()
+            .windows(needle.len())
+            .any(|window| window.eq_ignore_ascii_case(needle))
+    });
+    if !varies {
+        headers.append(
+            header::VARY,
+            http::HeaderValue::from_static("accept-encoding"),
+        );
+    }
+    headers.remove(header::ACCEPT_RANGES);
+    headers.remove(header::CONTENT_LENGTH);
+    headers.insert(
+        header::CONTENT_ENCODING,
+        http::HeaderValue::from_static(encoding.name()),
+    );
+    crate::site::weaken_etag(headers);
 }
 
 thread_local! {

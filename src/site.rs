@@ -274,14 +274,23 @@ async fn compress_whole(accept: &[HeaderValue], response: Response<Body>) -> Res
     if !whole {
         return response;
     }
-    let (mut parts, body) = response.into_parts();
-    let data = match body.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) => {
-            tracing::warn!(error = %error, "reading an answer to compress failed");
+    let (mut parts, mut body) = response.into_parts();
+    // The length was announced; a body that brings more is not read on.
+    let mut data = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let data_frame = match frame {
+            Ok(frame) => frame.into_data().unwrap_or_default(),
+            Err(error) => {
+                tracing::warn!(error = %error, "reading an answer to compress failed");
+                return response::status(StatusCode::BAD_GATEWAY);
+            }
+        };
+        data.extend_from_slice(&data_frame);
+        if data.len() as u64 > encode::ONE_SHOT {
+            tracing::warn!("an answer was longer than its announced length");
             return response::status(StatusCode::BAD_GATEWAY);
         }
-    };
+    }
     match encode::compress(encoding, &data) {
         Ok(compressed) => {
             encode::mark(&mut parts.headers, encoding);

@@ -8,9 +8,10 @@
 //! byte, a chunked body as it is (`chunked.rs` finds its end), a body that
 //! runs until the server closes re-chunked so the client connection stays
 //! open. Small bodies leave in the same write as the head. A compressible
-//! answer to a client that accepts compression is decoded and passed
-//! through the sites' compression layer (`copy_compressed`), then sent
-//! chunked.
+//! answer to a client that accepts compression is compressed: whole, in
+//! one call, when it is short and its length known (`copy_encoded`), else
+//! decoded and streamed through the sites' compression layer
+//! (`copy_compressed`), then sent chunked.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};

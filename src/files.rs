@@ -39,6 +39,8 @@ use tower_http::services::{ServeDir, ServeFile};
 
 use crate::body::{self, Body};
 
+mod cache;
+
 /// Serves one directory tree. Built once per config; cheap to share.
 #[derive(Debug, Clone)]
 pub struct StaticFiles {
@@ -46,6 +48,8 @@ pub struct StaticFiles {
     root: Arc<Path>,
     spa: bool,
     service: Service,
+    /// Small files already read, with what proves they are unchanged.
+    cache: Arc<cache::Cache>,
 }
 
 /// `ServeDir`'s type changes with its fallback, so the two modes are kept
@@ -75,7 +79,15 @@ impl StaticFiles {
             root: root.into(),
             spa,
             service,
+            cache: Arc::new(cache::Cache::new(cache::FRESH_FOR)),
         })
+    }
+
+    /// The same server with kept files trusted for `fresh_for` (tests).
+    #[cfg(test)]
+    fn fresh_for(mut self, fresh_for: std::time::Duration) -> StaticFiles {
+        self.cache = Arc::new(cache::Cache::new(fresh_for));
+        self
     }
 
     /// Answers `req`; `rest` is its path with the route prefix stripped
@@ -91,6 +103,12 @@ impl StaticFiles {
         let Some(decoded) = decode_path(rest) else {
             return plain(StatusCode::BAD_REQUEST, "bad request path\n");
         };
+        let key = cache::key(&req, &decoded);
+        if let Some(key) = &key {
+            if let Some(entry) = self.cache.lookup(key).await {
+                return entry.respond(req.headers().get(header::IF_NONE_MATCH));
+            }
+        }
         let (mut parts, _body) = req.into_parts();
         let inner_uri = match parts.uri.query() {
             Some(query) => Uri::try_from(format!("{rest}?{query}")),
@@ -142,14 +160,22 @@ impl StaticFiles {
         let base = root.join(decoded.trim_start_matches('/'));
         let spa = self.spa;
         let checked = tokio::task::spawn_blocking(move || {
-            let file = served_file(&root, base, extension, spa);
+            let (file, fallback) = served_file(&root, base, extension, spa);
             checked_etag(&root, &file, extension)
+                .map(|(etag, validator)| (etag, validator, fallback))
         })
         .await;
-        let Ok(Some(etag)) = checked else {
+        let Ok(Some((etag, validator, fallback))) = checked else {
             return not_found();
         };
-        finish(response, etag, if_none_match.as_ref())
+        let response = finish(response, etag.clone(), if_none_match.as_ref());
+        match key {
+            // An SPA fallback answers for a path that may become a file.
+            Some(key) if !fallback && cache::worth_keeping(&response) => {
+                self.cache.keep(key, response, etag, validator).await
+            }
+            _ => response,
+        }
     }
 }
 
@@ -205,7 +231,8 @@ fn hex(digit: u8) -> Option<u8> {
 /// Mirrors ServeDir's choice: a directory means its `index.html`; a content
 /// encoding means the `.gz`/`.br` sibling; a missing file in SPA mode means
 /// the root `index.html` fallback.
-fn served_file(root: &Path, base: PathBuf, extension: Option<&str>, spa: bool) -> PathBuf {
+/// Also says whether the file is that fallback.
+fn served_file(root: &Path, base: PathBuf, extension: Option<&str>, spa: bool) -> (PathBuf, bool) {
     let mut file = base;
     if file.is_dir() {
         file.push("index.html");
@@ -220,21 +247,27 @@ fn served_file(root: &Path, base: PathBuf, extension: Option<&str>, spa: bool) -
             name.push(extension);
             file.set_file_name(name);
         }
-        None if spa && !file.exists() => file = root.join("index.html"),
+        None if spa && !file.exists() => return (root.join("index.html"), true),
         None => {}
     }
-    file
+    (file, false)
 }
 
 /// Canonicalizes `file`; if it lies under `root`, returns its strong ETag
-/// (size, mtime and encoding, so each variant has its own).
-fn checked_etag(root: &Path, file: &Path, extension: Option<&str>) -> Option<HeaderValue> {
+/// (size, mtime and encoding, so each variant has its own) and what tells
+/// later whether it changed.
+fn checked_etag(
+    root: &Path,
+    file: &Path,
+    extension: Option<&str>,
+) -> Option<(HeaderValue, cache::Validator)> {
     let canonical = std::fs::canonicalize(file).ok()?;
     if !canonical.starts_with(root) {
         tracing::warn!(root = %root.display(), file = %canonical.display(), "refused a file outside the static root");
         return None;
     }
     let metadata = std::fs::metadata(&canonical).ok()?;
+    let validator = cache::Validator::of(canonical, &metadata);
     let modified = metadata
         .modified()
         .ok()
@@ -247,7 +280,7 @@ fn checked_etag(root: &Path, file: &Path, extension: Option<&str>) -> Option<Hea
         if extension.is_some() { "-" } else { "" },
         extension.unwrap_or("")
     );
-    HeaderValue::from_str(&etag).ok()
+    Some((HeaderValue::from_str(&etag).ok()?, validator))
 }
 
 /// Adds ETag and Vary, and turns a matching If-None-Match into a 304.
@@ -555,6 +588,93 @@ mod tests {
             assert_eq!(response.status(), StatusCode::NOT_FOUND);
             assert!(!body.windows(SECRET.len()).any(|w| w == SECRET));
         }
+    }
+
+    /// A kept file is answered from memory while it is unchanged, and read
+    /// again once its size, mtime or inode differ.
+    #[tokio::test]
+    async fn a_kept_file_is_served_until_it_changes() {
+        let site = site();
+        let files = StaticFiles::new(&site.root, false)
+            .expect("files")
+            .fresh_for(std::time::Duration::ZERO);
+        let path = site.root.join("style.css");
+        let (first, body) = send(&files, get("/style.css"), "/style.css").await;
+        assert_eq!(body, b"body { color: red }");
+        assert_eq!(files.cache.len(), 1);
+        let (second, body) = send(&files, get("/style.css"), "/style.css").await;
+        assert_eq!(body, b"body { color: red }");
+        assert_eq!(first.headers(), second.headers());
+        // Edited in place, another length.
+        std::fs::write(&path, "body { color: blue; }").expect("write");
+        let (_, body) = send(&files, get("/style.css"), "/style.css").await;
+        assert_eq!(body, b"body { color: blue; }");
+        // Replaced by a rename with the same length and mtime: a new inode.
+        let modified = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        let next = site.root.join("style.css.next");
+        std::fs::write(&next, "body { color: pink; }").expect("write");
+        std::fs::File::options()
+            .write(true)
+            .open(&next)
+            .and_then(|file| file.set_modified(modified))
+            .expect("set mtime");
+        std::fs::rename(&next, &path).expect("rename");
+        let (_, body) = send(&files, get("/style.css"), "/style.css").await;
+        assert_eq!(body, b"body { color: pink; }");
+        // Deleted.
+        std::fs::remove_file(&path).expect("remove");
+        let (response, _) = send(&files, get("/style.css"), "/style.css").await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    }
+
+    /// Within the freshness window the kept answer stands; conditions,
+    /// ranges and other encodings are answered correctly around it.
+    #[tokio::test]
+    async fn kept_answers_respect_conditions_ranges_and_encodings() {
+        let site = site();
+        let files = StaticFiles::new(&site.root, false).expect("files");
+        let (response, body) = send(&files, get("/data.bin"), "/data.bin").await;
+        assert_eq!(body, b"0123456789");
+        let etag = header(&response, header::ETAG).to_owned();
+        std::fs::write(site.root.join("data.bin"), b"9876543210").expect("write");
+        // Trusted for a second: the same answer, not the new bytes.
+        let (_, body) = send(&files, get("/data.bin"), "/data.bin").await;
+        assert_eq!(body, b"0123456789");
+        let req = get("/data.bin").header(header::IF_NONE_MATCH, &etag);
+        let (response, body) = send(&files, req, "/data.bin").await;
+        assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(header(&response, header::ETAG), etag);
+        assert!(body.is_empty());
+        // A range is ServeDir's, from the file as it is now.
+        let req = get("/data.bin").header(header::RANGE, "bytes=0-1");
+        let (response, body) = send(&files, req, "/data.bin").await;
+        assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(body, b"98");
+        // The gzip sibling and the plain file are kept apart.
+        let req = get("/app.js").header(header::ACCEPT_ENCODING, "gzip");
+        let (response, body) = send(&files, req, "/app.js").await;
+        assert_eq!(header(&response, header::CONTENT_ENCODING), "gzip");
+        assert_eq!(body, b"\x1f\x8bfake-gzip");
+        let (response, body) = send(&files, get("/app.js"), "/app.js").await;
+        assert_eq!(header(&response, header::CONTENT_ENCODING), "");
+        assert_eq!(body, b"console.log(1)");
+        let req = get("/app.js").header(header::ACCEPT_ENCODING, "gzip");
+        let (_, body) = send(&files, req, "/app.js").await;
+        assert_eq!(body, b"\x1f\x8bfake-gzip");
+    }
+
+    /// An SPA fallback is not kept: the path may become a file.
+    #[tokio::test]
+    async fn spa_fallbacks_are_not_kept() {
+        let site = site();
+        let files = StaticFiles::new(&site.root, true).expect("files");
+        let (_, body) = send(&files, get("/later.txt"), "/later.txt").await;
+        assert_eq!(body, b"<h1>home</h1>");
+        std::fs::write(site.root.join("later.txt"), "now a file").expect("write");
+        let (_, body) = send(&files, get("/later.txt"), "/later.txt").await;
+        assert_eq!(body, b"now a file");
     }
 
     #[test]

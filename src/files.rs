@@ -665,6 +665,38 @@ mod tests {
         assert_eq!(body, b"\x1f\x8bfake-gzip");
     }
 
+    /// A compressible file is kept compressed for each `Accept-Encoding`,
+    /// as the site's stack would compress it, and plain for clients that
+    /// ask for nothing.
+    #[tokio::test]
+    async fn compressible_files_are_kept_compressed() {
+        let site = site();
+        let page = "<p>a static page worth compressing</p>\n".repeat(50);
+        std::fs::write(site.root.join("page.html"), &page).expect("write");
+        let files = StaticFiles::new(&site.root, false).expect("files");
+        let browser = "gzip, deflate, br, zstd";
+        let mut bodies = Vec::new();
+        for _ in 0..2 {
+            let req = get("/page.html").header(header::ACCEPT_ENCODING, browser);
+            let (response, body) = send(&files, req, "/page.html").await;
+            assert_eq!(header(&response, header::CONTENT_ENCODING), "zstd");
+            assert!(header(&response, header::ETAG).starts_with("W/"));
+            assert_eq!(header(&response, header::VARY), "accept-encoding");
+            assert_eq!(
+                header(&response, header::CONTENT_LENGTH),
+                body.len().to_string()
+            );
+            let decoded = zstd::stream::decode_all(&body[..]).expect("zstd");
+            assert_eq!(decoded, page.as_bytes());
+            bodies.push(body);
+        }
+        assert_eq!(bodies[0], bodies[1]);
+        let (response, body) = send(&files, get("/page.html"), "/page.html").await;
+        assert_eq!(header(&response, header::CONTENT_ENCODING), "");
+        assert_eq!(body, page.as_bytes());
+        assert_eq!(files.cache.len(), 2);
+    }
+
     /// An SPA fallback is not kept: the path may become a file.
     #[tokio::test]
     async fn spa_fallbacks_are_not_kept() {

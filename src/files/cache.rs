@@ -27,6 +27,7 @@ use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode
 use http_body_util::BodyExt;
 
 use crate::body::{self, Body};
+use crate::encode;
 
 /// How long a kept answer is served without looking at the file.
 pub const FRESH_FOR: Duration = Duration::from_secs(1);
@@ -142,6 +143,42 @@ impl std::fmt::Debug for Cache {
     }
 }
 
+/// The answer compressed once, as the site's stack would compress it
+/// for this key's `Accept-Encoding` (`site::compress_whole`), so a kept
+/// answer is not compressed again for every request.
+fn compressed(key: &Key, parts: &mut http::response::Parts, body: Bytes) -> Bytes {
+    use tower_http::compression::predicate::Predicate;
+    let accept = key
+        .1
+        .split(|&b| b == b'\n')
+        .filter(|value| !value.is_empty());
+    let encoding = encode::negotiate(accept);
+    if encoding == encode::Encoding::Identity
+        || parts.headers.contains_key(header::CONTENT_ENCODING)
+    {
+        return body;
+    }
+    let mut probe = Response::new(http_body_util::Full::new(body.clone()));
+    *probe.status_mut() = parts.status;
+    *probe.headers_mut() = parts.headers.clone();
+    if !crate::site::Compressible::default().should_compress(&probe) {
+        return body;
+    }
+    match encode::compress(encoding, &body) {
+        Ok(compressed) => {
+            encode::mark(&mut parts.headers, encoding);
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(compressed.len()));
+            Bytes::from(compressed)
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, "compressing a static file failed");
+            body
+        }
+    }
+}
+
 /// The kept answers of one static route.
 pub struct Cache {
     fresh_for: Duration,
@@ -208,7 +245,7 @@ impl Cache {
         etag: HeaderValue,
         validator: Validator,
     ) -> Response<Body> {
-        let (parts, mut body) = response.into_parts();
+        let (mut parts, mut body) = response.into_parts();
         let mut read = bytes::BytesMut::new();
         while let Some(frame) = body.frame().await {
             match frame {
@@ -229,7 +266,7 @@ impl Cache {
                 "file changed while read\n",
             );
         }
-        let body = read.freeze();
+        let body = compressed(&key, &mut parts, read.freeze());
         let entry = Arc::new(Entry {
             headers: parts.headers.clone(),
             body: body.clone(),

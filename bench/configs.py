@@ -53,7 +53,23 @@ def write(work, name, text):
     return path
 
 
+# The static-64 test's file: a small HTML page, served from WORK/files/ by
+# the proxies that are also file servers (not HAProxy).
+STATIC_PAGE = "files/page.html"
+
+
+def static_files(work):
+    os.makedirs(os.path.join(work, "files"), exist_ok=True)
+    os.chmod(os.path.join(work, "files"), 0o755)
+    rows = "".join(f"<tr><td>{i}</td><td>row {i} of a small static page</td></tr>\n" for i in range(50))
+    page = os.path.join(work, STATIC_PAGE)
+    with open(page, "w") as f:
+        f.write(f"<!doctype html>\n<title>static</title>\n<table>\n{rows}</table>\n")
+    os.chmod(page, 0o644)
+
+
 def backend_config(work, port):
+    static_files(work)
     with open(os.path.join(work, "64k"), "wb") as f:
         f.write(b"x" * LARGE_SIZE)
     return write(
@@ -110,6 +126,7 @@ http {{
         ssl_certificate_key {key};
         # nginx before 1.23.4 leaves TLS 1.3 out by default; the others offer it.
         ssl_protocols TLSv1.2 TLSv1.3;
+        location /files/ {{ root {work}; }}
         location / {{
             proxy_pass http://backend;
             proxy_http_version 1.1;
@@ -176,7 +193,13 @@ def caddy_config(work, http_port, https_port, backend, cert, key):
     default_bind 127.0.0.1
 }}
 http://:{http_port} {{
-    {proxy}
+    handle /files/* {{
+        root * {work}
+        file_server
+    }}
+    handle {{
+        {proxy}
+    }}
 }}
 https://:{https_port} {{
     tls {cert} {key}
@@ -215,6 +238,9 @@ level = "error"
 
 {tls_table}
 [[site]]
+  [[site.route]]
+  path = "/files/"
+  static = "{work}/files"
   [[site.route]]
   path = "/"
   upstream = "backend"

@@ -11,8 +11,9 @@
 //! picks). What is kept is the full answer `ServeDir` and `finish` built.
 //!
 //! A kept answer is trusted for [`FRESH_FOR`]; after that the first
-//! request stats the file (size, mtime, inode) on the blocking pool and
-//! drops the answer if anything changed, so an edited or replaced file is
+//! request stats the file (size, mtime, inode) on the blocking pool (the
+//! others meanwhile are answered as before) and drops the answer if
+//! anything changed, so an edited or replaced file is
 //! served within a second (nginx's `open_file_cache_valid` is 60 s). The
 //! cache is per route and per config: a reload starts empty. It holds
 //! files up to [`MAX_FILE`] bytes, [`MAX_BYTES`] in all.
@@ -211,11 +212,21 @@ impl Cache {
     /// The kept answer for `key` if the file has not changed.
     pub async fn lookup(&self, key: &Key) -> Option<Arc<Entry>> {
         let entry = self.entries().map.get(key).cloned()?;
-        let checked = *entry
-            .checked
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if checked.elapsed() < self.fresh_for {
+        let fresh = {
+            let mut checked = entry
+                .checked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let fresh = checked.elapsed() < self.fresh_for;
+            if !fresh {
+                // This request checks the file; the ones arriving meanwhile
+                // are answered as before, so a busy file costs one stat per
+                // `fresh_for`, not one per request (and a blocking thread).
+                *checked = Instant::now();
+            }
+            fresh
+        };
+        if fresh {
             return Some(entry);
         }
         let validator = entry.validator.clone();
@@ -223,10 +234,6 @@ impl Cache {
             .await
             .unwrap_or(false);
         if current {
-            *entry
-                .checked
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
             return Some(entry);
         }
         let mut entries = self.entries();

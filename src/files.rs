@@ -104,7 +104,15 @@ impl StaticFiles {
             return plain(StatusCode::BAD_REQUEST, "bad request path\n");
         };
         let key = cache::key(&req, &decoded);
+        let mut _loading = None;
         if let Some(key) = &key {
+            if let Some(entry) = self.cache.lookup(key).await {
+                return entry.respond(req.headers().get(header::IF_NONE_MATCH));
+            }
+            // A burst of requests for a file not kept yet: a few read it,
+            // the rest find it kept once they get their turn (instead of
+            // one blocking thread each).
+            _loading = Some(self.cache.loading().await);
             if let Some(entry) = self.cache.lookup(key).await {
                 return entry.respond(req.headers().get(header::IF_NONE_MATCH));
             }

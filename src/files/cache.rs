@@ -180,10 +180,15 @@ fn compressed(key: &Key, parts: &mut http::response::Parts, body: Bytes) -> Byte
     }
 }
 
+/// How many plain GETs of one route may read files at once; the others
+/// wait, then usually find the file kept.
+const READERS: usize = 8;
+
 /// The kept answers of one static route.
 pub struct Cache {
     fresh_for: Duration,
     entries: Mutex<Entries>,
+    readers: tokio::sync::Semaphore,
 }
 
 #[derive(Default)]
@@ -197,7 +202,14 @@ impl Cache {
         Cache {
             fresh_for,
             entries: Mutex::new(Entries::default()),
+            readers: tokio::sync::Semaphore::new(READERS),
         }
+    }
+
+    /// A turn to read a file for a plain GET (`READERS` at once). `None`
+    /// never happens (the semaphore is never closed); then nobody waits.
+    pub async fn loading(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.readers.acquire().await.ok()
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {

@@ -705,6 +705,24 @@ mod tests {
         assert_eq!(files.cache.len(), 2);
     }
 
+    /// A burst of requests for a file not kept yet all get it whole, and
+    /// it is kept once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_for_a_new_file_is_answered_whole() {
+        let site = site();
+        let files = Arc::new(StaticFiles::new(&site.root, false).expect("files"));
+        let burst = (0..64).map(|_| {
+            let files = files.clone();
+            tokio::spawn(async move { send(&files, get("/data.bin"), "/data.bin").await })
+        });
+        for answer in futures_util::future::join_all(burst).await {
+            let (response, body) = answer.expect("task");
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(body, b"0123456789");
+        }
+        assert_eq!(files.cache.len(), 1);
+    }
+
     /// An SPA fallback is not kept: the path may become a file.
     #[tokio::test]
     async fn spa_fallbacks_are_not_kept() {

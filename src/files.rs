@@ -104,7 +104,7 @@ impl StaticFiles {
             return plain(StatusCode::BAD_REQUEST, "bad request path\n");
         };
         let key = cache::key(&req, &decoded);
-        let mut _loading = None;
+        let mut loading = None;
         if let Some(key) = &key {
             if let Some(entry) = self.cache.lookup(key).await {
                 return entry.respond(req.headers().get(header::IF_NONE_MATCH));
@@ -112,11 +112,26 @@ impl StaticFiles {
             // A burst of requests for a file not kept yet: a few read it,
             // the rest find it kept once they get their turn (instead of
             // one blocking thread each).
-            _loading = Some(self.cache.loading().await);
+            loading = Some(self.cache.loading().await);
             if let Some(entry) = self.cache.lookup(key).await {
                 return entry.respond(req.headers().get(header::IF_NONE_MATCH));
             }
         }
+        // Boxed: `ServeDir`'s futures are kilobytes, and a kept file's
+        // answer above should not carry (and move) them.
+        Box::pin(self.read(req, rest, decoded, key, loading)).await
+    }
+
+    /// Answers `req` from disk through `ServeDir`, and keeps the answer
+    /// when it is worth it. `_loading`: this request's turn to read.
+    async fn read<B>(
+        &self,
+        req: Request<B>,
+        rest: &str,
+        decoded: String,
+        key: Option<cache::Key>,
+        _loading: Option<Option<tokio::sync::SemaphorePermit<'_>>>,
+    ) -> Response<Body> {
         let (mut parts, _body) = req.into_parts();
         let inner_uri = match parts.uri.query() {
             Some(query) => Uri::try_from(format!("{rest}?{query}")),

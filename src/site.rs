@@ -18,7 +18,7 @@ use hyper::body::Incoming;
 use tower::util::Either;
 use tower::{Layer, Service};
 use tower_http::compression::predicate::{DefaultPredicate, Predicate};
-use tower_http::compression::{Compression, CompressionLayer};
+use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, Cors, CorsLayer, ExposeHeaders};
 
 use crate::balance::Pool;
@@ -108,34 +108,6 @@ pub(crate) fn weaken_etag(headers: &mut http::HeaderMap) {
     }
 }
 
-/// Applies [`weaken_etag_if_compressed`] to the compression layer's output.
-#[derive(Clone)]
-pub struct WeakenEtag<S>(S);
-
-impl<S, B> Service<Request<Incoming>> for WeakenEtag<S>
-where
-    S: Service<Request<Incoming>, Response = Response<B>>,
-    S::Future: Send + 'static,
-    B: 'static,
-{
-    type Response = Response<B>;
-    type Error = S::Error;
-    type Future = futures_util::future::MapOk<S::Future, fn(Response<B>) -> Response<B>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
-        use futures_util::TryFutureExt;
-        self.0
-            .call(req)
-            .map_ok(weaken_etag_if_compressed::<B> as fn(_) -> _)
-    }
-}
-
-type Compressed = WeakenEtag<Compression<Handler, Compressible>>;
-
 /// Compresses a relayed answer on the HTTP/1.1 fast path (`h1::exchange`)
 /// as a site's stack would: the same layer, predicate and ETag rule,
 /// negotiated with the client's `Accept-Encoding` values. `None` only if
@@ -167,18 +139,16 @@ where
     Some(weaken_etag_if_compressed(compressed))
 }
 
-/// A site's full stack: optional CORS, then compression, then routes.
-pub type SiteService = Either<Cors<Compressed>, Compressed>;
+/// A site's full stack: optional CORS, then the routes, whose answers
+/// [`Handler`] compresses.
+pub type SiteService = Either<Cors<Handler>, Handler>;
 
 /// Builds the stack for one site.
 pub fn service(routes: Arc<Routes>, cors: Option<&config::Cors>) -> SiteService {
-    let compression = CompressionLayer::new()
-        .compress_when(Compressible(DefaultPredicate::new()))
-        .layer(Handler(routes));
-    let compressed = WeakenEtag(compression);
+    let handler = Handler(routes);
     match cors {
-        Some(cors) => Either::Left(cors_layer(cors).layer(compressed)),
-        None => Either::Right(compressed),
+        Some(cors) => Either::Left(cors_layer(cors).layer(handler)),
+        None => Either::Right(handler),
     }
 }
 
@@ -230,33 +200,77 @@ impl Service<Request<Incoming>> for Handler {
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let routes = self.0.clone();
-        // A HEAD answer has no body to compress; the layer decides for it.
-        let accept: Vec<HeaderValue> = if req.method() == Method::HEAD {
-            Vec::new()
-        } else {
+        let head = req.method() == Method::HEAD;
+        let accept: Vec<HeaderValue> = {
             let values = req.headers().get_all(header::ACCEPT_ENCODING);
             values.iter().cloned().collect()
         };
         Box::pin(async move {
-            let mut response = routes.handle(req).await;
-            if !response.headers().contains_key(header::CONTENT_ENCODING) {
-                response.extensions_mut().insert(Identity);
-                if !accept.is_empty() {
-                    response = compress_whole(&accept, response).await;
-                }
+            let mut answer = routes.handle(req).await;
+            if answer.headers().contains_key(header::CONTENT_ENCODING) {
+                return Ok(answer);
             }
-            Ok(response)
+            answer.extensions_mut().insert(Identity);
+            // A HEAD answer has no body to compress; the layer decides
+            // its headers.
+            if let Some(encoding) = (!head).then(|| whole_encoding(&accept, &answer)).flatten() {
+                // Boxed, like the layer below: rare work should not make
+                // every answer's future (moved several times) larger.
+                answer = Box::pin(compress_whole(encoding, answer)).await;
+            }
+            if !layer_touches(&answer) {
+                return Ok(weaken_etag_if_compressed(answer));
+            }
+            if encode::negotiate(accept.iter().map(HeaderValue::as_bytes))
+                == encode::Encoding::Identity
+            {
+                // All the layer would do: say the answer depends on it.
+                add_vary_accept_encoding(answer.headers_mut());
+                return Ok(answer);
+            }
+            Ok(match Box::pin(compress(accept, answer)).await {
+                Some(compressed) => compressed.map(body::boxed),
+                // `compress` always calls its inner service.
+                None => response::status(StatusCode::INTERNAL_SERVER_ERROR),
+            })
         })
     }
 }
 
-/// Compresses a small answer of known length in one call (`encode.rs`),
-/// when the compression layer would compress it and with the encoding it
-/// would choose; anything else is left to the layer, which then passes
-/// the compressed answer on untouched (it has a `Content-Encoding`).
-async fn compress_whole(accept: &[HeaderValue], response: Response<Body>) -> Response<Body> {
+/// Appends `Vary: accept-encoding` unless a `Vary` value names it, as
+/// tower-http's compression layer does for an answer it could compress.
+fn add_vary_accept_encoding(headers: &mut http::HeaderMap) {
+    let named = headers.get_all(header::VARY).iter().any(|value| {
+        value
+            .as_bytes()
+            .windows(b"accept-encoding".len())
+            .any(|window| window.eq_ignore_ascii_case(b"accept-encoding"))
+    });
+    if !named {
+        headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+}
+
+/// Whether tower-http's compression layer (`compress`) would change an
+/// answer `compress_whole` left: it adds `Vary`, and compresses as it
+/// streams. Only those go through it: the layer's body type holds every
+/// encoder's state by value (5.8 KB), moved several times on its way out.
+fn layer_touches(answer: &Response<Body>) -> bool {
+    !answer.headers().contains_key(header::CONTENT_ENCODING)
+        && !answer.headers().contains_key(header::CONTENT_RANGE)
+        && Compressible::default().should_compress(answer)
+}
+
+/// The encoding to compress `response` with in one call (`encode.rs`):
+/// a small answer of known length the compression layer would compress,
+/// with the encoding it would choose. `None` leaves the answer to the
+/// layer, which then passes a compressed answer on untouched (it has a
+/// `Content-Encoding`).
+fn whole_encoding(accept: &[HeaderValue], response: &Response<Body>) -> Option<encode::Encoding> {
     use http_body::Body as _;
-    use http_body_util::BodyExt;
+    if accept.is_empty() {
+        return None;
+    }
     let encoding = encode::negotiate(accept.iter().map(HeaderValue::as_bytes));
     let length = response.body().size_hint().exact().or_else(|| {
         response
@@ -270,10 +284,14 @@ async fn compress_whole(accept: &[HeaderValue], response: Response<Body>) -> Res
     let whole = encoding != encode::Encoding::Identity
         && length.is_some_and(|length| length <= encode::ONE_SHOT)
         && !response.headers().contains_key(header::CONTENT_RANGE)
-        && Compressible::default().should_compress(&response);
-    if !whole {
-        return response;
-    }
+        && Compressible::default().should_compress(response);
+    whole.then_some(encoding)
+}
+
+/// Compresses a small answer of known length in one call with `encoding`
+/// ([`whole_encoding`]).
+async fn compress_whole(encoding: encode::Encoding, response: Response<Body>) -> Response<Body> {
+    use http_body_util::BodyExt;
     let (mut parts, mut body) = response.into_parts();
     // The length was announced; a body that brings more is not read on.
     let mut data = bytes::BytesMut::new();
@@ -318,7 +336,9 @@ impl Routes {
             slot.set(&route.metrics);
         }
         match &route.action {
-            Action::Proxy(pool) => proxy::forward(req, pool, self.max_body_size).await,
+            // Boxed: the proxy's futures are kilobytes; other routes'
+            // requests should not carry (and move) them.
+            Action::Proxy(pool) => Box::pin(proxy::forward(req, pool, self.max_body_size)).await,
             Action::Static(files) => {
                 let rest = matched.rest.to_string();
                 files.serve(req, &rest).await

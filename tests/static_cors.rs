@@ -578,6 +578,45 @@ async fn response_is_not_compressed_without_accept_encoding() {
     assert_eq!(reply.text(), text);
 }
 
+/// Answers the routes do not compress whole still meet the compression
+/// layer: a compressible one gets `Vary: Accept-Encoding` even when the
+/// client asked for nothing, and one too long to compress in one call
+/// (a 600 KB file) is compressed as it streams, without a length.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_and_unasked_answers_still_meet_the_compression_layer() {
+    let (site, text) = compressible_site();
+    let fixed = Wharf::start("", &site);
+    let plain = get(&fixed.url("/text"), &[]).await;
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(plain.header("vary"), Some("accept-encoding"));
+    assert_eq!(plain.text(), text);
+    let image = get(&fixed.url("/image"), &[]).await;
+    assert_eq!(image.header("vary"), None, "images are never compressed");
+
+    let dir = static_tree();
+    let big: String = (0..20_000)
+        .map(|i| format!("row {i}: the quick brown fox\n"))
+        .collect();
+    assert!(big.len() > 512 * 1024);
+    std::fs::write(dir.path().join("www/big.txt"), &big).expect("write");
+    let wharf = Wharf::start_in(dir, "", STATIC_SITE);
+    for encoding in ["gzip", "zstd"] {
+        let reply = get(
+            &wharf.url("/static/big.txt"),
+            &[("accept-encoding", encoding)],
+        )
+        .await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.header("content-encoding"), Some(encoding));
+        assert_eq!(reply.header("content-length"), None, "streamed");
+        assert_eq!(reply.header("vary"), Some("accept-encoding"));
+        assert!(reply.body.len() < big.len() / 4, "{encoding} shrank it");
+        if let Some(decoded) = decompress(encoding, &reply.body) {
+            assert_eq!(decoded, big.as_bytes(), "{encoding} round trip");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn images_are_not_compressed() {
     let (site, _) = compressible_site();

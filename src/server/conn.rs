@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 use tower::ServiceExt;
 
 use super::Server;
-use crate::body::{self, Body};
+use crate::body::Body;
 use crate::observe::access::Entry;
 use crate::observe::{metrics, request, trace};
 use crate::proxy::{headers, ClientInfo};
@@ -214,7 +214,7 @@ async fn handle(
     let response = match (early, site.and_then(|index| snapshot.sites.get(index))) {
         (Some(response), _) => response,
         (None, Some(service)) => match service.clone().oneshot(req).await {
-            Ok(response) => response.map(body::boxed),
+            Ok(response) => response,
             Err(never) => match never {},
         },
         // No site claims this host: like nginx's default server without a

@@ -39,7 +39,7 @@ use tower_http::services::{ServeDir, ServeFile};
 
 use crate::body::{self, Body};
 
-mod cache;
+pub(crate) mod cache;
 
 /// Serves one directory tree. Built once per config; cheap to share.
 #[derive(Debug, Clone)]
@@ -88,6 +88,25 @@ impl StaticFiles {
     fn fresh_for(mut self, fresh_for: std::time::Duration) -> StaticFiles {
         self.cache = Arc::new(cache::Cache::new(fresh_for));
         self
+    }
+
+    /// For the HTTP/1.1 fast path (`h1::kept`): the key of a plain `GET`
+    /// for `rest` (still percent-encoded) with these `(name, value)`
+    /// header fields, or `None` when only [`StaticFiles::serve`] can
+    /// answer it (conditions and ranges `ServeDir` handles, a path it
+    /// refuses).
+    pub fn kept_key<'a, I>(&self, rest: &str, fields: impl Fn() -> I) -> Option<cache::Key>
+    where
+        I: Iterator<Item = (&'a [u8], &'a [u8])>,
+    {
+        let decoded = decode_path(rest)?;
+        cache::key_from_fields(decoded, fields)
+    }
+
+    /// The kept answer for `key`, checked against the file as
+    /// [`StaticFiles::serve`] checks it; `None` if it must read the file.
+    pub async fn kept(&self, key: &cache::Key) -> Option<Arc<cache::Entry>> {
+        self.cache.lookup(key).await
     }
 
     /// Answers `req`; `rest` is its path with the route prefix stripped

@@ -7,6 +7,7 @@ mod support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use http::Method;
 use support::*;
@@ -214,6 +215,114 @@ async fn precompressed_sibling_is_served_when_the_client_accepts_it() {
         gzip_etag != br_etag && br_etag != plain_etag && gzip_etag != plain_etag,
         "each encoding has its own ETag: {gzip_etag} {br_etag} {plain_etag}"
     );
+}
+
+/// One HTTP/1.1 answer: its status line, its headers but `date` and
+/// `x-request-id` (sorted), and its body.
+fn answer_parts(text: &str) -> (String, Vec<String>, String) {
+    let (head, body) = text.split_once("\r\n\r\n").expect("a whole head");
+    let mut lines = head.lines();
+    let status = lines.next().unwrap_or("").to_string();
+    let mut fields: Vec<String> = lines
+        .filter(|line| {
+            let name = line.split(':').next().unwrap_or("").to_ascii_lowercase();
+            name != "date" && name != "x-request-id"
+        })
+        .map(str::to_ascii_lowercase)
+        .collect();
+    fields.sort();
+    (status, fields, body.to_string())
+}
+
+/// A kept file is answered on a new connection without hyper (the HTTP/1.1
+/// fast path); a connection that a `HEAD` handed to hyper gets the full
+/// stack's answer. Both must be the same answer: plain, compressed, as a
+/// 304, with `Connection: close` honoured, and each logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_files_get_the_same_answer_with_or_without_hyper() {
+    let wharf = static_wharf();
+    let first = get(&wharf.url("/static/style.css"), &[]).await;
+    let etag = first.header("etag").expect("etag").to_string();
+    let cases = [
+        String::new(),
+        "Accept-Encoding: gzip\r\n".to_string(),
+        "Accept-Encoding: gzip, deflate, br, zstd\r\n".to_string(),
+        format!("If-None-Match: {etag}\r\n"),
+        "Accept-Encoding: zstd\r\nIf-None-Match: \"other\"\r\n".to_string(),
+    ];
+    for extra in &cases {
+        let request = format!(
+            "GET /static/style.css HTTP/1.1\r\nHost: a\r\n{extra}Connection: close\r\n\r\n"
+        );
+        // The first read of this variant keeps it.
+        let _ = raw(wharf.addr, request.as_bytes()).await;
+        let fast = raw(wharf.addr, request.as_bytes()).await;
+        let handed = format!("HEAD /static/style.css HTTP/1.1\r\nHost: a\r\n\r\n{request}");
+        let both = raw(wharf.addr, handed.as_bytes()).await;
+        let (_, full) = both.split_once("\r\n\r\n").expect("the HEAD answer");
+        let (fast, full) = (answer_parts(&fast), answer_parts(full));
+        assert_eq!(fast, full, "request with {extra:?}");
+        assert!(
+            fast.1.contains(&"connection: close".to_string()),
+            "{fast:?}"
+        );
+    }
+    let plain = answer_parts(
+        &raw(
+            wharf.addr,
+            b"GET /static/style.css HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+        .await,
+    );
+    assert_eq!(plain.0, "HTTP/1.1 200 OK");
+    assert_eq!(plain.2, css());
+    let revalidated = answer_parts(&raw(wharf.addr, format!("GET /static/style.css HTTP/1.1\r\nHost: a\r\nIf-None-Match: {etag}\r\nConnection: close\r\n\r\n").as_bytes()).await);
+    assert_eq!(revalidated.0, "HTTP/1.1 304 Not Modified");
+    assert_eq!(revalidated.2, "");
+
+    // Kept answers stay on a keep-alive connection and are logged.
+    let two = "GET /static/style.css HTTP/1.1\r\nHost: a\r\nX-Request-Id: kept-1\r\n\r\n\
+               GET /static/style.css HTTP/1.1\r\nHost: a\r\nX-Request-Id: kept-2\r\nConnection: close\r\n\r\n";
+    let answers = raw(wharf.addr, two.as_bytes()).await;
+    assert_eq!(answers.matches("HTTP/1.1 200 OK").count(), 2, "{answers}");
+    assert_eq!(answers.matches(&css()).count(), 2);
+    assert!(answers.contains("x-request-id: kept-2"), "{answers}");
+    let logged = eventually(Duration::from_secs(5), || {
+        wharf.access_log().iter().any(|line| {
+            line["http"]["request"]["id"] == "kept-2"
+                && line["http"]["response"]["status_code"] == 200
+                && line["url"]["path"] == "/static/style.css"
+        })
+    })
+    .await;
+    assert!(logged, "access log: {:?}", wharf.access_log());
+}
+
+/// A kept file changed on disk is noticed on the fast path too (after the
+/// second it is trusted for): the next answer is the new file, and the
+/// connection that found out keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_file_changed_on_disk_is_served_new_on_the_fast_path() {
+    let wharf = static_wharf();
+    let request = b"GET /static/app.js HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    let before = answer_parts(&raw(wharf.addr, request).await);
+    assert_eq!(before.2, "console.log('plain');");
+    assert_eq!(answer_parts(&raw(wharf.addr, request).await).2, before.2);
+    std::fs::write(
+        wharf.dir.path().join("www/app.js"),
+        "console.log('edited, longer');",
+    )
+    .expect("edit");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let twice = "GET /static/app.js HTTP/1.1\r\nHost: a\r\n\r\n\
+                 GET /static/app.js HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    let answers = raw(wharf.addr, twice.as_bytes()).await;
+    assert_eq!(
+        answers.matches("console.log('edited, longer');").count(),
+        2,
+        "{answers}"
+    );
+    assert!(!answers.contains("'plain'"), "{answers}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -97,26 +97,87 @@ impl Entry {
         *response.headers_mut() = self.headers.clone();
         response
     }
+
+    /// The length of the kept body.
+    pub fn body_len(&self) -> usize {
+        self.body.len()
+    }
+
+    /// [`Entry::respond`] as HTTP/1.1 for the fast path (`h1::kept`): the
+    /// status line and headers, without the blank line that ends them,
+    /// are appended to `out`; returns the status and the body to send.
+    pub fn write_h1(&self, out: &mut Vec<u8>, if_none_match: Option<&HeaderValue>) -> (u16, Bytes) {
+        let not_modified =
+            if_none_match.is_some_and(|value| super::etag_matches(value, &self.etag));
+        if not_modified {
+            out.extend_from_slice(b"HTTP/1.1 304 Not Modified\r\n");
+            for name in [header::LAST_MODIFIED, header::ETAG, header::VARY] {
+                if let Some(value) = self.headers.get(&name) {
+                    write_field(out, name.as_str().as_bytes(), value.as_bytes());
+                }
+            }
+            return (304, Bytes::new());
+        }
+        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        for (name, value) in &self.headers {
+            write_field(out, name.as_str().as_bytes(), value.as_bytes());
+        }
+        (200, self.body.clone())
+    }
+}
+
+fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// The key for a request the cache may answer: a `GET` without the
 /// conditions and ranges only `ServeDir` handles.
 pub fn key<B>(req: &Request<B>, decoded: &str) -> Option<Key> {
-    let headers = req.headers();
-    let plain = req.method() == Method::GET
-        && !headers.contains_key(header::RANGE)
-        && !headers.contains_key(header::IF_RANGE)
-        && !headers.contains_key(header::IF_MODIFIED_SINCE)
-        && !headers.contains_key(header::IF_UNMODIFIED_SINCE);
-    if !plain {
+    if req.method() != Method::GET {
+        return None;
+    }
+    let fields = || {
+        req.headers()
+            .iter()
+            .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()))
+    };
+    key_from_fields(decoded.to_string(), fields)
+}
+
+/// Headers whose request only `ServeDir` answers.
+const NOT_KEPT: [&[u8]; 4] = [
+    b"range",
+    b"if-range",
+    b"if-modified-since",
+    b"if-unmodified-since",
+];
+
+/// [`key`] from a `GET`'s header fields as `(name, value)` (names in any
+/// case; `fields` lists them anew each call), for the HTTP/1.1 fast path,
+/// which has no `Request`.
+pub fn key_from_fields<'a, I>(decoded: String, fields: impl Fn() -> I) -> Option<Key>
+where
+    I: Iterator<Item = (&'a [u8], &'a [u8])>,
+{
+    let conditional = fields().any(|(name, _)| {
+        NOT_KEPT
+            .iter()
+            .any(|refused| name.eq_ignore_ascii_case(refused))
+    });
+    if conditional {
         return None;
     }
     let mut accept = Vec::new();
-    for value in headers.get_all(header::ACCEPT_ENCODING) {
-        accept.extend_from_slice(value.as_bytes());
-        accept.push(b'\n');
+    for (name, value) in fields() {
+        if name.eq_ignore_ascii_case(b"accept-encoding") {
+            accept.extend_from_slice(value);
+            accept.push(b'\n');
+        }
     }
-    Some((decoded.to_string(), accept))
+    Some((decoded, accept))
 }
 
 /// Whether `response` is a whole file small enough to keep.

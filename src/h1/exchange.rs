@@ -129,33 +129,15 @@ pub(crate) async fn relay<S: Transport>(
             snapshot.is_trusted(ip)
         })
     };
-    let route = RouteSlot::default();
-    route.set(&target.metrics);
-    let entry = snapshot.access.enabled().then(|| Entry {
-        start,
-        timestamp: SystemTime::now(),
-        method: head.method.clone(),
-        version: http::Version::HTTP_11,
-        path: head.path().to_string(),
-        query: head.query().map(str::to_string),
-        host: Some(crate::route::strip_port(head.host()).to_string()),
-        client: peer,
-        client_ip,
-        user_agent: head
-            .first(Kind::UserAgent)
-            .and_then(|field| std::str::from_utf8(head.value(field)).ok())
-            .map(str::to_string),
-        ids: Some(ids.clone()),
-    });
     let request_id = ids.request_id.clone();
-    let started = Started {
-        start,
-        in_flight,
+    let started = started(
+        &head,
+        cx,
+        (start, in_flight),
         ids,
-        route,
-        fallback: snapshot.unrouted.get(Some(cx.site)).clone(),
-        log: entry.map(|entry| (snapshot.access.clone(), entry)),
-    };
+        client_ip,
+        &target.metrics,
+    );
 
     let mut payload = if head.content_length <= REPLAYABLE_BODY {
         match read_body(io, cbuf, head.content_length, cx.idle_timeout).await {
@@ -409,21 +391,64 @@ pub(crate) async fn relay<S: Transport>(
             member.state.raw.put(conn, answered_at);
         }
         drop(server_in_flight);
-        let flush = io.flush();
-        tokio::pin!(flush);
-        let flushed = match now_or_pending(flush.as_mut()).await {
-            Some(flushed) => flushed.is_ok(),
-            None => matches!(
-                tokio::time::timeout(cx.idle_timeout, flush).await,
-                Ok(Ok(()))
-            ),
-        };
+        let flushed = flush(io, cx.idle_timeout).await;
         return copied && flushed && usable_after(&payload);
     }
 }
 
+/// Flushes what was written to the client (TLS holds bytes), waiting at
+/// most `timeout`, and the clock read only if it must wait.
+pub(super) async fn flush<S: AsyncWrite + Unpin>(io: &mut S, timeout: Duration) -> bool {
+    let flush = io.flush();
+    tokio::pin!(flush);
+    match now_or_pending(flush.as_mut()).await {
+        Some(flushed) => flushed.is_ok(),
+        None => matches!(tokio::time::timeout(timeout, flush).await, Ok(Ok(()))),
+    }
+}
+
+/// Opens the request's record, as the general path's `conn::handle`
+/// does: counted in flight since `start`, under the route of `metrics`,
+/// and logged when access logging is on.
+pub(super) fn started(
+    head: &RequestHead,
+    cx: &Context,
+    (start, in_flight): (Instant, metrics::RequestGuard),
+    ids: trace::Ids,
+    client_ip: std::net::IpAddr,
+    metrics: &metrics::RouteMetrics,
+) -> Started {
+    let snapshot = &*cx.snapshot;
+    let route = RouteSlot::default();
+    route.set(metrics);
+    let entry = snapshot.access.enabled().then(|| Entry {
+        start,
+        timestamp: SystemTime::now(),
+        method: head.method.clone(),
+        version: http::Version::HTTP_11,
+        path: head.path().to_string(),
+        query: head.query().map(str::to_string),
+        host: Some(crate::route::strip_port(head.host()).to_string()),
+        client: cx.client.peer,
+        client_ip,
+        user_agent: head
+            .first(Kind::UserAgent)
+            .and_then(|field| std::str::from_utf8(head.value(field)).ok())
+            .map(str::to_string),
+        ids: Some(ids.clone()),
+    });
+    Started {
+        start,
+        in_flight,
+        ids,
+        route,
+        fallback: snapshot.unrouted.get(Some(cx.site)).clone(),
+        log: entry.map(|entry| (snapshot.access.clone(), entry)),
+    }
+}
+
 /// The request's `traceparent` when it has exactly one.
-fn single_traceparent(head: &RequestHead) -> Option<HeaderValue> {
+pub(super) fn single_traceparent(head: &RequestHead) -> Option<HeaderValue> {
     let mut parents = head
         .fields
         .iter()
@@ -642,7 +667,11 @@ async fn stream_body<S: AsyncRead + Unpin>(
 }
 
 /// Writes `bytes` to the client within `timeout`.
-async fn write_out<S: AsyncWrite + Unpin>(io: &mut S, bytes: &[u8], timeout: Duration) -> bool {
+pub(super) async fn write_out<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    bytes: &[u8],
+    timeout: Duration,
+) -> bool {
     let write = io.write_all(bytes);
     tokio::pin!(write);
     let written = match now_or_pending(write.as_mut()).await {

@@ -19,6 +19,7 @@
 mod chunked;
 mod exchange;
 mod head;
+mod kept;
 mod prefixed;
 pub mod upstream;
 
@@ -113,13 +114,7 @@ pub async fn serve<S: Transport>(
         // state, not a request's. Built by a plain function so nothing of
         // the request but the box lives in this loop's state.
         let next = match relaying(&mut io, &mut buf, head, peer, scheme, &server, closing) {
-            Ok(relay) => {
-                if relay.await {
-                    Next::Request
-                } else {
-                    Next::Close
-                }
-            }
+            Ok(relay) => relay.await,
             Err(whole) => Next::Handoff(whole),
         };
         match next {
@@ -146,7 +141,7 @@ pub(crate) async fn now_or_pending<F: Future + ?Sized>(
 }
 
 /// What the connection does after a request.
-enum Next {
+pub(crate) enum Next {
     /// Read the next request.
     Request,
     Close,
@@ -154,8 +149,9 @@ enum Next {
     Handoff(BytesMut),
 }
 
-/// The boxed relay of one parsed request, or, when hyper must serve it,
-/// the bytes to hand over (the head put back in front of what follows).
+/// The boxed answer to one parsed request (relayed to an upstream, or a
+/// kept static file), or, when hyper must serve it, the bytes to hand
+/// over (the head put back in front of what follows).
 fn relaying<'a, S: Transport>(
     io: &'a mut S,
     buf: &'a mut BytesMut,
@@ -164,9 +160,9 @@ fn relaying<'a, S: Transport>(
     scheme: &'static str,
     server: &Server,
     closing: bool,
-) -> Result<Pin<Box<impl Future<Output = bool> + 'a>>, BytesMut> {
+) -> Result<Pin<Box<dyn Future<Output = Next> + Send + 'a>>, BytesMut> {
     let snapshot = server.snapshot();
-    let Some(target) = relayable(&head, &snapshot, server, scheme) else {
+    let Some((site, destination)) = relayable(&head, &snapshot, server, scheme) else {
         let mut whole = BytesMut::from(&head.raw[..]);
         whole.extend_from_slice(buf);
         return Err(whole);
@@ -177,13 +173,22 @@ fn relaying<'a, S: Transport>(
     };
     let context = exchange::Context {
         client: Client { peer, scheme },
-        site: target.site,
+        site,
         hsts,
         idle_timeout: snapshot.config.server.idle_timeout,
         closing,
         snapshot,
     };
-    Ok(Box::pin(exchange::relay(io, buf, head, target, context)))
+    Ok(match destination {
+        Destination::Upstream(target) => Box::pin(async move {
+            if exchange::relay(io, buf, head, target, context).await {
+                Next::Request
+            } else {
+                Next::Close
+            }
+        }),
+        Destination::Kept(kept) => Box::pin(kept::answer(io, buf, head, kept, context)),
+    })
 }
 
 /// Closes the connection after the last response (TLS: close_notify).
@@ -229,35 +234,56 @@ async fn idle<S: Transport>(
 
 /// Where a relayable request goes.
 pub(crate) struct Target {
-    pub site: usize,
     pub pool: Arc<crate::balance::Pool>,
     pub metrics: crate::observe::metrics::RouteMetrics,
 }
 
-/// The site and proxy route for `head`, or `None` when the general path
-/// must answer: ACME challenges and the HTTPS redirect, unknown hosts,
-/// sites with CORS, routes that are not proxies, bodies over the limit.
+/// What answers a request on the fast path.
+enum Destination {
+    Upstream(Target),
+    Kept(kept::Kept),
+}
+
+/// The site and what answers `head` on the fast path, or `None` when the
+/// general path must: ACME challenges and the HTTPS redirect, unknown
+/// hosts, sites with CORS, routes that neither proxy nor serve files,
+/// bodies over the limit, static requests a kept file cannot answer.
 fn relayable(
     head: &head::RequestHead,
     snapshot: &crate::snapshot::Snapshot,
     server: &Server,
     scheme: &str,
-) -> Option<Target> {
+) -> Option<(usize, Destination)> {
     let host = head.host();
     if scheme == "http" && tls::answers_plain_http(head.path(), host, &server.tls) {
         return None;
     }
     let site = snapshot.hosts.lookup(host)?;
     let routes = snapshot.fast.get(site)?.as_ref()?;
-    let route = routes.table.lookup(head.path())?.value;
-    match &route.action {
-        Action::Proxy(pool) if head.content_length <= routes.max_body_size => Some(Target {
-            site,
-            pool: pool.clone(),
-            metrics: route.metrics.clone(),
-        }),
-        _ => None,
-    }
+    let matched = routes.table.lookup(head.path())?;
+    let route = matched.value;
+    let destination = match &route.action {
+        Action::Proxy(pool) if head.content_length <= routes.max_body_size => {
+            Destination::Upstream(Target {
+                pool: pool.clone(),
+                metrics: route.metrics.clone(),
+            })
+        }
+        Action::Static(files) if head.method == http::Method::GET && head.content_length == 0 => {
+            let fields = || {
+                head.fields
+                    .iter()
+                    .map(|field| (head.name(field), head.value(field)))
+            };
+            Destination::Kept(kept::Kept {
+                files: files.clone(),
+                key: files.kept_key(matched.rest, fields)?,
+                metrics: route.metrics.clone(),
+            })
+        }
+        _ => return None,
+    };
+    Some((site, destination))
 }
 
 async fn handoff<S: Transport>(

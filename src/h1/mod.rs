@@ -160,7 +160,7 @@ fn relaying<'a, S: Transport>(
     scheme: &'static str,
     server: &Server,
     closing: bool,
-) -> Result<Pin<Box<dyn Future<Output = Next> + Send + 'a>>, BytesMut> {
+) -> Result<Pin<Box<impl Future<Output = Next> + 'a>>, BytesMut> {
     let snapshot = server.snapshot();
     let Some((site, destination)) = relayable(&head, &snapshot, server, scheme) else {
         let mut whole = BytesMut::from(&head.raw[..]);
@@ -179,16 +179,14 @@ fn relaying<'a, S: Transport>(
         closing,
         snapshot,
     };
-    Ok(match destination {
-        Destination::Upstream(target) => Box::pin(async move {
-            if exchange::relay(io, buf, head, target, context).await {
-                Next::Request
-            } else {
-                Next::Close
-            }
-        }),
-        Destination::Kept(kept) => Box::pin(kept::answer(io, buf, head, kept, context)),
-    })
+    use futures_util::future::{Either, FutureExt};
+    let usable = |usable: bool| if usable { Next::Request } else { Next::Close };
+    Ok(Box::pin(match destination {
+        Destination::Upstream(target) => {
+            Either::Left(exchange::relay(io, buf, head, target, context).map(usable))
+        }
+        Destination::Kept(kept) => Either::Right(kept::answer(io, buf, head, kept, context)),
+    }))
 }
 
 /// Closes the connection after the last response (TLS: close_notify).

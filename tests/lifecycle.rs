@@ -314,7 +314,16 @@ async fn admin_reports_health_and_readiness() {
     let wharf = Wharf::start("", &respond_site("hi"));
     let health = get(&format!("http://{}/healthz", wharf.admin), &[]).await;
     assert_eq!(health.status, 200);
-    let ready = get(&format!("http://{}/readyz", wharf.admin), &[]).await;
+    // Ready follows the listeners' log lines by a moment (the last steps
+    // of start-up); it must come, and say so.
+    let url = format!("http://{}/readyz", wharf.admin);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut ready = get(&url, &[]).await;
+    while ready.status != 200 && Instant::now() < deadline {
+        assert_eq!(ready.json()["status"], "not ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        ready = get(&url, &[]).await;
+    }
     assert_eq!(ready.status, 200);
     assert_eq!(ready.json()["status"], "ready");
 }

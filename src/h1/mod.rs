@@ -1,4 +1,5 @@
-//! The HTTP/1.1 fast path: proxied requests relayed without hyper.
+//! The HTTP/1.1 fast path: proxied requests relayed, and kept static
+//! files answered, without hyper.
 //!
 //! Every HTTP/1.1 connection (plain, or TLS without `h2` in ALPN) starts
 //! here. A request head is parsed with `httparse`; when it is an ordinary
@@ -8,10 +9,12 @@
 //! as the general path, but no per-request futures, body channels or
 //! header re-encoding. Compression is done here too, with the sites' own
 //! compression layer (`exchange::copy_compressed`): nearly every HTTP
-//! client library and browser asks for it. The first request that is
-//! anything else (static files, redirects, WebSocket upgrades, chunked
-//! uploads, HTTP/1.0, errors) hands the connection, with the bytes already
-//! read, to hyper (`server::conn::serve_hyper`) for the rest of its life.
+//! client library and browser asks for it. A plain `GET` for a static
+//! file `files::cache` keeps is answered from memory (`kept.rs`). The
+//! first request that is anything else (other static requests, redirects,
+//! WebSocket upgrades, chunked uploads, HTTP/1.0, errors) hands the
+//! connection, with the bytes already read, to hyper
+//! (`server::conn::serve_hyper`) for the rest of its life.
 //!
 //! An idle keep-alive connection holds no buffer: it waits for readability
 //! first and allocates only when a request arrives.

@@ -52,79 +52,92 @@ pub(crate) struct Client {
 }
 
 /// Serves an HTTP/1.1 connection: relays what it can, hands the rest to
-/// hyper.
-pub async fn serve<S: Transport>(
+/// hyper. `held` (the connection's counters) is dropped when it ends.
+///
+/// An `async` block rather than an `async fn`: the block uses the
+/// arguments where they were captured, where an `async fn` keeps them
+/// twice (as arguments, and as the locals they are moved into), on every
+/// idle connection.
+#[allow(clippy::manual_async_fn)] // deliberately not an `async fn`: see above
+pub fn serve<S: Transport, H: Send + 'static>(
     mut io: S,
     peer: SocketAddr,
     server: Arc<Server>,
     scheme: &'static str,
-) {
-    let mut shutdown = server.shutdown_signal();
-    let mut buf = BytesMut::new();
-    let mut first = true;
-    loop {
-        let snapshot = server.snapshot();
-        let settings = &snapshot.config.server;
-        let (idle_timeout, header_timeout) = (settings.idle_timeout, settings.header_timeout);
-        let max_head = usize::try_from(settings.max_header_size).unwrap_or(usize::MAX);
-        drop(snapshot);
+    held: H,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let _held = &held;
+        let mut shutdown = server.shutdown_signal();
+        let mut buf = BytesMut::new();
+        let mut first = true;
+        loop {
+            let snapshot = server.snapshot();
+            let settings = &snapshot.config.server;
+            let (idle_timeout, header_timeout) = (settings.idle_timeout, settings.header_timeout);
+            let max_head = usize::try_from(settings.max_header_size).unwrap_or(usize::MAX);
+            drop(snapshot);
 
-        if buf.is_empty() {
-            // Idle: give the buffer back and wait for the next request.
-            buf = BytesMut::new();
-            if *shutdown.borrow_and_update() || !idle(&io, idle_timeout, &mut shutdown, first).await
-            {
-                return;
-            }
-        }
-
-        // Read until the head is complete, within the header timeout. The
-        // clock is read, and the timeout armed, only for a read that waits.
-        let mut deadline = None;
-        let head = loop {
-            match head::parse_request(&mut buf, max_head) {
-                Parsed::Head(head) => break head,
-                Parsed::Unusual => return Box::pin(handoff(io, buf, peer, server, scheme)).await,
-                Parsed::Partial => {}
-            }
-            if buf.capacity() - buf.len() < 1024 {
-                buf.reserve(READ_BUFFER.max(buf.len()));
-            }
-            let read = io.read_buf(&mut buf);
-            tokio::pin!(read);
-            let read = match (deadline, now_or_pending(read.as_mut()).await) {
-                (_, Some(read)) => Ok(read),
-                (Some(deadline), None) => tokio::time::timeout_at(deadline, read).await,
-                (None, None) => {
-                    let at = tokio::time::Instant::now() + header_timeout;
-                    deadline = Some(at);
-                    tokio::time::timeout_at(at, read).await
-                }
-            };
-            match read {
-                Ok(Ok(0)) | Ok(Err(_)) => return,
-                Ok(Ok(_)) => {}
-                Err(_) => {
-                    tracing::debug!(peer = %peer, "request head not complete within header_timeout; closing");
+            if buf.is_empty() {
+                // Idle: give the buffer back and wait for the next request.
+                buf = BytesMut::new();
+                if *shutdown.borrow_and_update()
+                    || !idle(&io, idle_timeout, &mut shutdown, first).await
+                {
                     return;
                 }
             }
-        };
 
-        first = false;
-        let closing = *shutdown.borrow();
-        // Boxed: an idle connection then holds only this loop's small
-        // state, not a request's. Built by a plain function so nothing of
-        // the request but the box lives in this loop's state.
-        let next = match relaying(&mut io, &mut buf, head, peer, scheme, &server, closing) {
-            Ok(relay) => relay.await,
-            Err(whole) => Next::Handoff(whole),
-        };
-        match next {
-            Next::Request => {}
-            Next::Close => return Box::pin(close(io)).await,
-            Next::Handoff(whole) => {
-                return Box::pin(handoff(io, whole, peer, server, scheme)).await
+            // Read until the head is complete, within the header timeout. The
+            // clock is read, and the timeout armed, only for a read that waits.
+            let mut deadline = None;
+            let head = loop {
+                match head::parse_request(&mut buf, max_head) {
+                    Parsed::Head(head) => break head,
+                    Parsed::Unusual => {
+                        return Box::pin(handoff(io, buf, peer, server, scheme)).await
+                    }
+                    Parsed::Partial => {}
+                }
+                if buf.capacity() - buf.len() < 1024 {
+                    buf.reserve(READ_BUFFER.max(buf.len()));
+                }
+                let read = io.read_buf(&mut buf);
+                tokio::pin!(read);
+                let read = match (deadline, now_or_pending(read.as_mut()).await) {
+                    (_, Some(read)) => Ok(read),
+                    (Some(deadline), None) => tokio::time::timeout_at(deadline, read).await,
+                    (None, None) => {
+                        let at = tokio::time::Instant::now() + header_timeout;
+                        deadline = Some(at);
+                        tokio::time::timeout_at(at, read).await
+                    }
+                };
+                match read {
+                    Ok(Ok(0)) | Ok(Err(_)) => return,
+                    Ok(Ok(_)) => {}
+                    Err(_) => {
+                        tracing::debug!(peer = %peer, "request head not complete within header_timeout; closing");
+                        return;
+                    }
+                }
+            };
+
+            first = false;
+            let closing = *shutdown.borrow();
+            // Boxed: an idle connection then holds only this loop's small
+            // state, not a request's. Built by a plain function so nothing of
+            // the request but the box lives in this loop's state.
+            let next = match relaying(&mut io, &mut buf, head, peer, scheme, &server, closing) {
+                Ok(relay) => relay.await,
+                Err(whole) => Next::Handoff(whole),
+            };
+            match next {
+                Next::Request => {}
+                Next::Close => return Box::pin(close(io)).await,
+                Next::Handoff(whole) => {
+                    return Box::pin(handoff(io, whole, peer, server, scheme)).await
+                }
             }
         }
     }

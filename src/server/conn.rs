@@ -34,11 +34,19 @@ use crate::tls;
 /// `idle_timeout`, or the server shuts down (in-flight requests finish).
 /// HTTP/1.1 starts on the fast path (`h1`), which hands the connection to
 /// hyper (`serve_hyper`) at the first request it does not relay itself.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, server: Arc<Server>) {
+///
+/// Not an `async fn`: the connection's future is then `h1::serve`'s alone,
+/// without a wrapper holding the arguments a second time (an idle
+/// connection's memory is mostly this future).
+pub fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    server: Arc<Server>,
+) -> impl std::future::Future<Output = ()> + Send {
     let _ = stream.set_nodelay(true);
-    let _counted = server.connections.enter();
-    let _open = metrics::connection_opened(stream.local_addr().ok(), &server.snapshot());
-    crate::h1::serve(stream, peer, server.clone(), "http").await
+    let counted = server.connections.enter();
+    let open = metrics::connection_opened(stream.local_addr().ok(), &server.snapshot());
+    crate::h1::serve(stream, peer, server, "http", (counted, open))
 }
 
 /// Like `serve`, after the TLS handshake (`tls::Manager::accept`). HTTP/2
@@ -47,13 +55,14 @@ pub async fn serve_https(stream: TcpStream, peer: SocketAddr, server: Arc<Server
     let _ = stream.set_nodelay(true);
     let timeout = server.snapshot().config.server.header_timeout;
     if let Some(stream) = server.tls.accept(stream, timeout).await {
-        let _counted = server.connections.enter();
-        let _open =
+        let counted = server.connections.enter();
+        let open =
             metrics::connection_opened(Transport::local_addr(&stream).ok(), &server.snapshot());
         if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+            let _held = (counted, open);
             serve_hyper(stream, peer, server.clone(), "https").await
         } else {
-            crate::h1::serve(stream, peer, server.clone(), "https").await
+            crate::h1::serve(stream, peer, server, "https", (counted, open)).await
         }
     }
 }

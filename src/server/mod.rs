@@ -84,12 +84,14 @@ pub struct Connections {
     all_closed: Notify,
 }
 
-pub struct ConnectionGuard<'a>(&'a Connections);
+/// One open connection, counted until dropped. It owns its handle, so a
+/// connection's future holds it without borrowing the server.
+pub struct ConnectionGuard(Arc<Connections>);
 
 impl Connections {
-    fn enter(&self) -> ConnectionGuard<'_> {
+    fn enter(self: &Arc<Self>) -> ConnectionGuard {
         self.open.fetch_add(1, Ordering::AcqRel);
-        ConnectionGuard(self)
+        ConnectionGuard(self.clone())
     }
 
     pub fn open(&self) -> usize {
@@ -107,7 +109,7 @@ impl Connections {
     }
 }
 
-impl Drop for ConnectionGuard<'_> {
+impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         if self.0.open.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.all_closed.notify_waiters();
@@ -131,7 +133,7 @@ pub struct Server {
     /// One reload at a time (SIGHUP and the admin API may race).
     reloading: tokio::sync::Mutex<()>,
     shutdown: watch::Sender<bool>,
-    connections: Connections,
+    connections: Arc<Connections>,
     ready: AtomicBool,
     admin: Mutex<Option<SocketAddr>>,
 }
@@ -189,7 +191,7 @@ impl Server {
             listeners: Mutex::new(HashMap::new()),
             reloading: tokio::sync::Mutex::new(()),
             shutdown: watch::channel(false).0,
-            connections: Connections::default(),
+            connections: Arc::default(),
             ready: AtomicBool::new(false),
             admin: Mutex::new(None),
         });

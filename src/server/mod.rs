@@ -133,6 +133,9 @@ pub struct Server {
     /// One reload at a time (SIGHUP and the admin API may race).
     reloading: tokio::sync::Mutex<()>,
     shutdown: watch::Sender<bool>,
+    /// Wakes idle fast-path connections when shutdown begins (lighter to
+    /// wait on than a `watch` receiver, for every idle connection).
+    closing: Notify,
     connections: Arc<Connections>,
     ready: AtomicBool,
     admin: Mutex<Option<SocketAddr>>,
@@ -191,6 +194,7 @@ impl Server {
             listeners: Mutex::new(HashMap::new()),
             reloading: tokio::sync::Mutex::new(()),
             shutdown: watch::channel(false).0,
+            closing: Notify::new(),
             connections: Arc::default(),
             ready: AtomicBool::new(false),
             admin: Mutex::new(None),
@@ -397,11 +401,23 @@ impl Server {
         self.shutdown.subscribe()
     }
 
+    /// Whether shutdown has begun.
+    pub fn closing(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Completes when shutdown begins after this was called; check
+    /// [`Server::closing`] once it exists, for a shutdown that began before.
+    pub fn closing_notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.closing.notified()
+    }
+
     /// Stops accepting, asks every connection to finish, and waits up to
     /// `shutdown_timeout`. Returns the number of connections cut off.
     pub async fn shutdown(&self) -> usize {
         let timeout: Duration = self.snapshot().config.server.shutdown_timeout;
         self.shutdown.send_replace(true);
+        self.closing.notify_waiters();
         lock(&self.listeners).clear();
         tracing::info!(open_connections = self.connections.open(), timeout = ?timeout, "shutting down");
         let mut left = 0;

@@ -34,6 +34,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use futures_util::future::{Either, FutureExt};
 use tokio::io::AsyncReadExt;
 
 use crate::server::conn::{self, Transport};
@@ -192,7 +193,6 @@ fn relaying<'a, S: Transport>(
         closing,
         snapshot,
     };
-    use futures_util::future::{Either, FutureExt};
     let usable = |usable: bool| if usable { Next::Request } else { Next::Close };
     Ok(Box::pin(match destination {
         Destination::Upstream(target) => {

@@ -31,7 +31,7 @@ import tempfile
 import time
 
 from configs import write
-from peers import PEERS, Processes, core_busy, cpu_seconds, ports, rss_kib, start_peers
+from peers import PEERS, Processes, core_busy, cpu_times, ports, rss_kib, start_peers
 from report import conditions, load_average, report
 
 
@@ -130,14 +130,18 @@ def run_wrk(settings, work, port, test, duration, pid=None, core=None):
     argv = ["taskset", "-c", str(settings.load_cpu), "wrk", "-t1", f"-c{connections}"]
     argv += [f"-d{max(1, round(duration))}s", "--timeout", "5s", "-s", os.path.join(work, "report.lua")]
     argv += extra + [f"{scheme}://127.0.0.1:{port}{path}"]
-    cpu_before = cpu_seconds(pid) if pid else 0.0
+    user_before, system_before = cpu_times(pid) if pid else (0.0, 0.0)
     core_before = core_busy(core) if core is not None else 0.0
     wall_before = time.time()
     result = subprocess.run(
         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=duration + 30
     )
     wall = time.time() - wall_before
-    cpu = (cpu_seconds(pid) - cpu_before) / wall if pid else None
+    cpu = user = None
+    if pid:
+        user_after, system_after = cpu_times(pid)
+        user = (user_after - user_before) / wall
+        cpu = user + (system_after - system_before) / wall
     others = None
     if core is not None and cpu is not None:
         others = max(0.0, (core_busy(core) - core_before) / wall - cpu)
@@ -152,6 +156,7 @@ def run_wrk(settings, work, port, test, duration, pid=None, core=None):
                 "errors": errors,
                 "requests": data["requests"],
                 "cpu": cpu,
+                "user": user,
                 "others": others,
             }
     raise RuntimeError(f"wrk gave no report: {result.stdout.strip()[-500:]}")

@@ -29,6 +29,13 @@ def cpu_per_request(run):
     return run["cpu"] / run["rps"] * 1e6
 
 
+def user_per_request(run):
+    """Microseconds of the server's user-space CPU per request in one run."""
+    if run.get("user") is None or not run["rps"]:
+        return None
+    return run["user"] / run["rps"] * 1e6
+
+
 def ratio(value, reference):
     return f"{value / reference:.2f}×" if value and reference else ""
 
@@ -65,10 +72,68 @@ def report(settings, results, idle, notes, direct_tests):
                 f"| {fmt(cost, 1)} | {ratio(rps, nginx_rps)} "
                 f"| {ratio(nginx_cost, cost) if cost else ''} |"
             )
+    lines.append("")
+    lines += cpu_split_table(settings, results)
+    lines += direct_budget(settings, results, direct_tests)
     if "idle-10k" in settings.tests:
         lines.append("")
         lines += memory_table(settings, idle)
     return "\n".join(lines)
+
+
+def cpu_split_table(settings, results, goal=1.2):
+    """Each server's CPU per request split into user and kernel time
+    (medians over rounds), and what wharf may spend per request to serve
+    `goal` times nginx's requests per second on one core.
+
+    On loopback most of a proxy's time per request is the kernel's TCP work
+    for the same four packets and system calls, which every proxy pays; the
+    last column is what that leaves for wharf's own code."""
+    peers = list(settings.peers)
+    lines = [
+        "| CPU µs/request, user + kernel | " + " | ".join(peers)
+        + f" | {goal:g}× nginx's rate needs ≤ (µs/request) | wharf's user time that leaves (at its kernel time) |",
+        "|---|" + "---:|" * (len(peers) + 2),
+    ]
+    for test in settings.tests:
+        if test == "idle-10k":
+            continue
+        cells, split = [], {}
+        for peer in peers:
+            runs = results.get((test, peer), [])
+            user = median([u for u in map(user_per_request, runs) if u is not None])
+            total = median([c for c in map(cpu_per_request, runs) if c is not None])
+            if user is None or total is None:
+                cells.append("n/a")
+                continue
+            split[peer] = (user, total - user)
+            cells.append(f"{user:.1f} + {total - user:.1f}")
+        budget = left = ""
+        if "nginx" in split and "wharf" in split:
+            need = sum(split["nginx"]) / goal
+            budget = f"{need:.1f}"
+            left = f"{need - split['wharf'][1]:.1f} (now {split['wharf'][0]:.1f})"
+        lines.append(f"| {test} | " + " | ".join(cells) + f" | {budget} | {left} |")
+    return lines
+
+
+def direct_budget(settings, results, direct_tests, goal=0.85):
+    """What `goal` times the backend's direct rate would leave wharf per
+    request, next to the kernel time wharf spends per request now."""
+    lines = []
+    for test in direct_tests:
+        direct = median([r["rps"] for r in results.get((test, "backend direct"), [])])
+        runs = results.get((test, "wharf"), [])
+        user = median([u for u in map(user_per_request, runs) if u is not None])
+        total = median([c for c in map(cpu_per_request, runs) if c is not None])
+        if not direct or user is None or total is None or "wharf" not in settings.peers:
+            continue
+        lines.append(
+            f"- {test}: {goal:g}× the backend hit directly ({fmt(direct)} req/s) needs ≤ "
+            f"{1e6 / (goal * direct):.1f} µs/request on the proxy's core; wharf's kernel time alone is "
+            f"{total - user:.1f} µs, its user time {user:.1f} µs."
+        )
+    return [""] + lines if lines else []
 
 
 def conditions(settings, load_before, load_after, skipped, wharf_commit):

@@ -681,3 +681,71 @@ async fn answers_that_must_not_be_compressed_are_relayed_as_they_are() {
     assert_eq!(star.header("vary"), Some("accept-encoding"));
     assert_eq!(star.body, expected.as_bytes());
 }
+
+/// A site proxying to `addr` with `upstream` settings added.
+fn proxy_with(addr: SocketAddr, upstream: &str) -> String {
+    format!("{}{upstream}\n", proxy_to(addr))
+}
+
+/// The connection's idle and response deadlines share one timer (src/h1/):
+/// each must still hold on its own, on one connection, whichever is longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_response_deadlines_hold_on_one_connection_in_either_order() {
+    let backend = echo().await;
+
+    // The response deadline shorter than the idle one.
+    let wharf = Wharf::start(
+        "idle_timeout = \"1500ms\"",
+        &proxy_with(backend, "response_timeout = \"300ms\""),
+    );
+    let mut conn = Conn::open(wharf.addr).await;
+    conn.send(&get("/fast")).await;
+    assert_eq!(conn.response("GET").await.status, 200);
+    let asked = std::time::Instant::now();
+    conn.send(&get("/slow?sleep=3000")).await;
+    assert_eq!(conn.response("GET").await.status, 504);
+    // Well before the idle deadline: the response deadline was set.
+    assert!(
+        asked.elapsed() < Duration::from_millis(1000),
+        "{:?}",
+        asked.elapsed()
+    );
+    // The connection goes on, and the fired timer serves the next request.
+    conn.send(&get("/fast")).await;
+    assert_eq!(conn.response("GET").await.status, 200);
+    // Idle longer than the response deadline, shorter than the idle one.
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    conn.send(&get("/fast")).await;
+    assert_eq!(conn.response("GET").await.status, 200);
+    let idle = std::time::Instant::now();
+    assert!(
+        conn.closed().await,
+        "an idle connection was kept past idle_timeout"
+    );
+    let waited = idle.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1300) && waited < Duration::from_secs(4),
+        "closed after {waited:?}, idle_timeout is 1500ms"
+    );
+    drop(wharf);
+
+    // The idle deadline shorter than a slow answer: it must not cut it.
+    let wharf = Wharf::start(
+        "idle_timeout = \"300ms\"",
+        &proxy_with(backend, "response_timeout = \"5s\""),
+    );
+    let mut conn = Conn::open(wharf.addr).await;
+    conn.send(&get("/fast")).await;
+    assert_eq!(conn.response("GET").await.status, 200);
+    conn.send(&get("/slow?sleep=900")).await;
+    assert_eq!(conn.response("GET").await.status, 200);
+    conn.send(&get("/fast")).await;
+    assert_eq!(conn.response("GET").await.status, 200);
+    let idle = std::time::Instant::now();
+    assert!(conn.closed().await);
+    assert!(
+        idle.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        idle.elapsed()
+    );
+}

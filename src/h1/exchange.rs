@@ -13,7 +13,10 @@
 //! decoded and streamed through the sites' compression layer
 //! (`copy_compressed`), then sent chunked.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -21,6 +24,7 @@ use http::header::{self, HeaderValue};
 use http::{Method, StatusCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 
 use super::chunked::Chunked;
 use super::head::{self, Extra, Framing, Kind, RequestHead, ResponseHead, ResponseParse};
@@ -101,6 +105,7 @@ pub(crate) async fn relay<S: Transport>(
     head: RequestHead,
     target: Target,
     cx: Context,
+    mut timer: Pin<&mut Sleep>,
 ) -> bool {
     let (target, cx) = (&target, &cx);
     let start = Instant::now();
@@ -212,7 +217,7 @@ pub(crate) async fn relay<S: Transport>(
                 idempotent,
             );
             tokio::select! {
-                outcome = tokio::time::timeout_at(deadline, sending) => outcome,
+                outcome = within(timer.as_mut(), deadline, sending) => outcome,
                 () = client_gone(io, cbuf) => return false,
             }
         } else {
@@ -227,7 +232,7 @@ pub(crate) async fn relay<S: Transport>(
                 connect_timeout,
                 idempotent,
             );
-            tokio::time::timeout_at(deadline, sending).await
+            within(timer.as_mut(), deadline, sending).await
         };
 
         let (success, safe_to_retry) = match &outcome {
@@ -394,6 +399,27 @@ pub(crate) async fn relay<S: Transport>(
         let flushed = flush(io, cx.idle_timeout).await;
         return copied && flushed && usable_after(&payload);
     }
+}
+
+/// The deadline passed before the upstream answered.
+struct TimedOut;
+
+/// `future`'s output, or `TimedOut` once `deadline` passes, on the
+/// connection's `timer` (which `Timeout` would make anew for each request).
+async fn within<F: Future>(
+    mut timer: Pin<&mut Sleep>,
+    deadline: tokio::time::Instant,
+    future: F,
+) -> Result<F::Output, TimedOut> {
+    timer.as_mut().reset(deadline);
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        timer.as_mut().poll(cx).map(|()| Err(TimedOut))
+    })
+    .await
 }
 
 /// Flushes what was written to the client (TLS holds bytes), waiting at

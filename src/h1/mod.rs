@@ -71,6 +71,11 @@ pub fn serve<S: Transport, H: Send + 'static>(
         let _held = &held;
         let mut buf = BytesMut::new();
         let mut first = true;
+        // One timer for the connection's idle and response deadlines. Both
+        // only move later from request to request, which tokio does with
+        // one atomic store; a timer made per wait is registered in the
+        // timer wheel and removed again, under its lock, every time.
+        let mut timer = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
         loop {
             let snapshot = server.snapshot();
             let settings = &snapshot.config.server;
@@ -81,7 +86,7 @@ pub fn serve<S: Transport, H: Send + 'static>(
             if buf.is_empty() {
                 // Idle: give the buffer back and wait for the next request.
                 buf = BytesMut::new();
-                if !Idle::new(&io, idle_timeout, &server, first).await {
+                if !Idle::new(&io, timer.as_mut(), idle_timeout, &server, first).await {
                     return;
                 }
             }
@@ -90,12 +95,15 @@ pub fn serve<S: Transport, H: Send + 'static>(
             // clock is read, and the timeout armed, only for a read that waits.
             let mut deadline = None;
             let head = loop {
-                match head::parse_request(&mut buf, max_head) {
+                // Decided before awaiting: a `Parsed` kept alive across the
+                // hand-over would make every connection's state larger.
+                let unusual = match head::parse_request(&mut buf, max_head) {
                     Parsed::Head(head) => break head,
-                    Parsed::Unusual => {
-                        return Box::pin(handoff(io, buf, peer, server, scheme)).await
-                    }
-                    Parsed::Partial => {}
+                    Parsed::Unusual => true,
+                    Parsed::Partial => false,
+                };
+                if unusual {
+                    return Box::pin(handoff(io, buf, peer, server, scheme)).await;
                 }
                 if buf.capacity() - buf.len() < 1024 {
                     buf.reserve(READ_BUFFER.max(buf.len()));
@@ -126,7 +134,15 @@ pub fn serve<S: Transport, H: Send + 'static>(
             // Boxed: an idle connection then holds only this loop's small
             // state, not a request's. Built by a plain function so nothing of
             // the request but the box lives in this loop's state.
-            let next = match relaying(&mut io, &mut buf, head, peer, scheme, &server, closing) {
+            let next = match relaying(
+                &mut io,
+                &mut buf,
+                head,
+                (peer, scheme),
+                &server,
+                closing,
+                timer.as_mut(),
+            ) {
                 Ok(relay) => relay.await,
                 Err(whole) => Next::Handoff(whole),
             };
@@ -166,14 +182,15 @@ pub(crate) enum Next {
 /// The boxed answer to one parsed request (relayed to an upstream, or a
 /// kept static file), or, when hyper must serve it, the bytes to hand
 /// over (the head put back in front of what follows).
+/// `timer` is the connection's, for the response deadline.
 fn relaying<'a, S: Transport>(
     io: &'a mut S,
     buf: &'a mut BytesMut,
     head: head::RequestHead,
-    peer: SocketAddr,
-    scheme: &'static str,
+    (peer, scheme): (SocketAddr, &'static str),
     server: &Server,
     closing: bool,
+    timer: Pin<&'a mut tokio::time::Sleep>,
 ) -> Result<Pin<Box<impl Future<Output = Next> + 'a>>, BytesMut> {
     let snapshot = server.snapshot();
     let Some((site, destination)) = relayable(&head, &snapshot, server, scheme) else {
@@ -196,7 +213,7 @@ fn relaying<'a, S: Transport>(
     let usable = |usable: bool| if usable { Next::Request } else { Next::Close };
     Ok(Box::pin(match destination {
         Destination::Upstream(target) => {
-            Either::Left(exchange::relay(io, buf, head, target, context).map(usable))
+            Either::Left(exchange::relay(io, buf, head, target, context, timer).map(usable))
         }
         Destination::Kept(kept) => Either::Right(kept::answer(io, buf, head, kept, context)),
     }))
@@ -221,8 +238,7 @@ pin_project_lite::pin_project! {
     struct Idle<'a, S> {
         io: &'a S,
         server: &'a Server,
-        #[pin]
-        sleep: tokio::time::Sleep,
+        sleep: Pin<&'a mut tokio::time::Sleep>,
         #[pin]
         closing: tokio::sync::futures::Notified<'a>,
         first: bool,
@@ -230,11 +246,19 @@ pin_project_lite::pin_project! {
 }
 
 impl<'a, S: Transport> Idle<'a, S> {
-    fn new(io: &'a S, timeout: Duration, server: &'a Server, first: bool) -> Self {
+    /// Waits on `sleep`, the connection's timer, set `timeout` from now.
+    fn new(
+        io: &'a S,
+        mut sleep: Pin<&'a mut tokio::time::Sleep>,
+        timeout: Duration,
+        server: &'a Server,
+        first: bool,
+    ) -> Self {
+        sleep.as_mut().reset(tokio::time::Instant::now() + timeout);
         Idle {
             io,
             server,
-            sleep: tokio::time::sleep(timeout),
+            sleep,
             // Made before the flag is read (in `poll`), so a shutdown
             // that begins in between still completes it.
             closing: server.closing_notified(),
@@ -261,7 +285,7 @@ impl<S: Transport> Future for Idle<'_, S> {
         if ready.is_ready() {
             return Poll::Ready(true);
         }
-        if this.sleep.poll(cx).is_ready() || this.closing.poll(cx).is_ready() {
+        if this.sleep.as_mut().poll(cx).is_ready() || this.closing.poll(cx).is_ready() {
             return Poll::Ready(false);
         }
         Poll::Pending

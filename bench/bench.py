@@ -31,7 +31,7 @@ import tempfile
 import time
 
 from configs import write
-from peers import PEERS, Processes, core_busy, cpu_times, ports, rss_kib, start_peers
+from peers import FORWARDER, PEERS, Processes, core_busy, cpu_times, ports, rss_kib, start_peers
 from report import conditions, load_average, report
 
 
@@ -107,6 +107,10 @@ TESTS = {
 UNSUPPORTED = {("static-64", "haproxy")}
 # The backend hit directly, for the tests where that means something.
 DIRECT_TESTS = ["small-64", "small-256", "large-64"]
+# The L4 forwarder (peers.FORWARDER) in the proxy's place: how far the load
+# core lets any proxy go in the plain keep-alive tests.
+# (accept-64 is small-64 to a forwarder.)
+CEILING_TESTS = ["small-64", "small-256", "large-64"]
 
 WRK_REPORT = r"""
 done = function(summary, latency, requests)
@@ -132,11 +136,13 @@ def run_wrk(settings, work, port, test, duration, pid=None, core=None):
     argv += extra + [f"{scheme}://127.0.0.1:{port}{path}"]
     user_before, system_before = cpu_times(pid) if pid else (0.0, 0.0)
     core_before = core_busy(core) if core is not None else 0.0
+    load_before = core_busy(settings.load_cpu)
     wall_before = time.time()
     result = subprocess.run(
         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=duration + 30
     )
     wall = time.time() - wall_before
+    load_core = (core_busy(settings.load_cpu) - load_before) / wall
     cpu = user = None
     if pid:
         user_after, system_after = cpu_times(pid)
@@ -158,6 +164,7 @@ def run_wrk(settings, work, port, test, duration, pid=None, core=None):
                 "cpu": cpu,
                 "user": user,
                 "others": others,
+                "load_core": load_core,
             }
     raise RuntimeError(f"wrk gave no report: {result.stdout.strip()[-500:]}")
 
@@ -240,6 +247,7 @@ def main():
             )
             for test in settings.tests:
                 targets = order + (["backend direct"] if test in DIRECT_TESTS else [])
+                targets += [FORWARDER] if test in CEILING_TESTS and FORWARDER in running else []
                 for peer in targets:
                     plan.append((round_index, test, peer))
         load_runs = sum(1 for _, test, _ in plan if test != "idle-10k")
@@ -310,7 +318,7 @@ def main():
                     print(
                         f"bench: round {round_index + 1} {test:<12} {peer:<14} {outcome['rps']:10,.0f} req/s "
                         f"p99 {outcome['p99_ms']:.2f} ms cpu {outcome['cpu'] * 100:.0f}% "
-                        f"others {outcome['others'] * 100:.0f}% "
+                        f"others {outcome['others'] * 100:.0f}% load core {outcome['load_core'] * 100:.0f}% "
                         f"{outcome['cpu'] / outcome['rps'] * 1e6:.1f} µs/request"
                         + (f" errors {outcome['errors']}" if outcome["errors"] else ""),
                         file=sys.stderr,
@@ -320,7 +328,7 @@ def main():
             time.sleep(0.5)
 
         notes = conditions(settings, load_before, load_average(), skipped, env("WHARF_COMMIT", ""))
-        table = report(settings, results, idle, notes, DIRECT_TESTS)
+        table = report(settings, results, idle, notes, DIRECT_TESTS, CEILING_TESTS)
         print(table)
         if settings.out:
             with open(settings.out, "w") as f:

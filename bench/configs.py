@@ -175,6 +175,35 @@ backend app
     )
 
 
+def forwarder_config(work, port, backend):
+    """HAProxy in TCP mode: bytes copied between client and backend, no HTTP
+    work at all. Not a peer: it measures how many requests the load core
+    (wrk and the backend) can take when the proxy's own work is near zero,
+    which is the most any HTTP proxy on the proxy core could reach."""
+    return write(
+        work,
+        "forwarder.cfg",
+        f"""
+global
+    nbthread 1
+    maxconn 2000
+defaults
+    mode tcp
+    # Large transfers moved by the kernel (splice), not copied through
+    # HAProxy's buffers: less work still on the proxy's core.
+    option splice-auto
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+frontend forward
+    bind 127.0.0.1:{port}
+    default_backend app
+backend app
+    server backend 127.0.0.1:{backend}
+""",
+    )
+
+
 def caddy_config(work, http_port, https_port, backend, cert, key):
     proxy = f"""reverse_proxy 127.0.0.1:{backend} {{
         transport http {{

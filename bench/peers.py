@@ -17,6 +17,7 @@ import time
 from configs import (
     backend_config,
     caddy_config,
+    forwarder_config,
     haproxy_config,
     make_tls,
     nginx_config,
@@ -25,6 +26,8 @@ from configs import (
 
 SMALL_BODY = b"hello, world\n"
 PEERS = ["wharf", "nginx", "haproxy", "caddy"]
+# Not a peer: HAProxy in TCP mode, for the ceiling of the load core.
+FORWARDER = "L4 forwarder"
 
 
 class Processes:
@@ -125,14 +128,17 @@ def cpu_times(pid):
 
 
 def core_busy(core):
-    """Seconds CPU `core` spent running processes (user, nice, system) since
-    boot, whichever processes they were. Interrupts and steal are left out."""
+    """Seconds CPU `core` was busy since boot, whichever processes it ran:
+    user, nice, system, interrupts and softirqs (the loopback packets'
+    receive work, a third of a core here). Idle and steal are left out."""
     tick = os.sysconf("SC_CLK_TCK")
     with open("/proc/stat") as f:
         for line in f:
             if line.startswith(f"cpu{core} "):
-                user, nice, system = (int(x) for x in line.split()[1:4])
-                return (user + nice + system) / tick
+                user, nice, system, _idle, _iowait, irq, softirq = (
+                    int(x) for x in line.split()[1:8]
+                )
+                return (user + nice + system + irq + softirq) / tick
     return 0.0
 
 
@@ -185,13 +191,14 @@ def ports(settings):
         "haproxy": (base + 2, base + 102),
         "caddy": (base + 3, base + 103),
         "wharf": (base + 4, base + 104),
+        FORWARDER: (base + 5, None),
     }
 
 
 def start_peers(settings, processes, work):
     """Starts the backend and every peer; returns {peer: (process, http, https or None)}."""
     p = ports(settings)
-    wanted = [p["backend"]] + [port for peer in settings.peers for port in p[peer]]
+    wanted = [p["backend"], p[FORWARDER][0]] + [port for peer in settings.peers for port in p[peer]]
     taken = [port for port in wanted if not port_free(port)]
     if taken:
         sys.exit(f"bench: ports {taken} on 127.0.0.1 are in use; set BENCH_PORT_BASE to another range")
@@ -227,6 +234,17 @@ def start_peers(settings, processes, work):
                 f"bench: {peer} does not terminate TLS on {https_port}; its TLS rows are n/a", file=sys.stderr
             )
         running[peer] = (process, http_port, https_port if tls_ok else None)
+
+    port = p[FORWARDER][0]
+    config = forwarder_config(work, port, p["backend"])
+    process = processes.start(
+        FORWARDER, ["haproxy", "-db", "-f", config], settings.proxy_cpu, f"{work}/forwarder.log"
+    )
+    if wait_ready(port, process=process):
+        running[FORWARDER] = (process, port, None)
+    else:
+        processes.stop(process)
+        print(f"bench: the L4 forwarder did not start; no ceiling rows (see {work}/forwarder.log)", file=sys.stderr)
     return backend, running
 
 

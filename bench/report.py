@@ -40,29 +40,34 @@ def ratio(value, reference):
     return f"{value / reference:.2f}×" if value and reference else ""
 
 
-def report(settings, results, idle, notes, direct_tests):
+FORWARDER = "L4 forwarder"  # peers.FORWARDER
+
+
+def report(settings, results, idle, notes, direct_tests, ceiling_tests=()):
     lines = [f"conditions: {notes}", ""]
     lines.append(
         "| test | server | req/s (median) | min–max | p50 ms | p99 ms | server CPU | others on its CPU "
-        "| CPU µs/request | vs nginx, req/s | vs nginx, CPU/request |"
+        "| CPU µs/request | vs nginx, req/s | vs nginx, CPU/request | load core busy |"
     )
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for test in settings.tests:
         if test == "idle-10k":
             continue
         rows = list(settings.peers) + (["backend direct"] if test in direct_tests else [])
+        rows += [FORWARDER] if test in ceiling_tests and results.get((test, FORWARDER)) else []
         nginx_runs = results.get((test, "nginx"), [])
         nginx_rps = median([r["rps"] for r in nginx_runs])
         nginx_cost = median([c for c in map(cpu_per_request, nginx_runs) if c is not None])
         for peer in rows:
             runs = results.get((test, peer))
             if not runs:
-                lines.append(f"| {test} | {peer} | n/a | | | | | | | | |")
+                lines.append(f"| {test} | {peer} | n/a | | | | | | | | | |")
                 continue
             rps = median([r["rps"] for r in runs])
             span = f"{fmt(min(r['rps'] for r in runs))}–{fmt(max(r['rps'] for r in runs))}"
             cpu = median([r["cpu"] for r in runs if r["cpu"] is not None])
             others = median([r["others"] for r in runs if r["others"] is not None])
+            load_core = median([r["load_core"] for r in runs if r.get("load_core") is not None])
             cost = median([c for c in map(cpu_per_request, runs) if c is not None])
             errors = sum(r["errors"] for r in runs)
             flag = f" ({errors} errors)" if errors else ""
@@ -70,11 +75,12 @@ def report(settings, results, idle, notes, direct_tests):
                 f"| {test} | {peer} | {fmt(rps)}{flag} | {span} | {fmt(median([r['p50_ms'] for r in runs]), 2)} "
                 f"| {fmt(median([r['p99_ms'] for r in runs]), 2)} | {percent(cpu)} | {percent(others)} "
                 f"| {fmt(cost, 1)} | {ratio(rps, nginx_rps)} "
-                f"| {ratio(nginx_cost, cost) if cost else ''} |"
+                f"| {ratio(nginx_cost, cost) if cost else ''} | {percent(load_core)} |"
             )
     lines.append("")
     lines += cpu_split_table(settings, results)
     lines += direct_budget(settings, results, direct_tests)
+    lines += ceiling(settings, results, ceiling_tests)
     if "idle-10k" in settings.tests:
         lines.append("")
         lines += memory_table(settings, idle)
@@ -115,6 +121,33 @@ def cpu_split_table(settings, results, goal=1.2):
             left = f"{need - split['wharf'][1]:.1f} (now {split['wharf'][0]:.1f})"
         lines.append(f"| {test} | " + " | ".join(cells) + f" | {budget} | {left} |")
     return lines
+
+
+def ceiling(settings, results, ceiling_tests, goal=1.2):
+    """What the L4 forwarder says about each test: the rate at which the
+    load core (wrk and the backend) is full even though the proxy does no
+    HTTP work, next to nginx's rate and `goal` times it."""
+    lines = []
+    for test in ceiling_tests:
+        runs = results.get((test, FORWARDER), [])
+        nginx = median([r["rps"] for r in results.get((test, "nginx"), [])])
+        if not runs or not nginx:
+            continue
+        rps = median([r["rps"] for r in runs])
+        load = median([r["load_core"] for r in runs if r.get("load_core") is not None])
+        proxy = median([r["cpu"] for r in runs if r["cpu"] is not None])
+        full = proxy is not None and proxy >= 0.95
+        lines.append(
+            f"- {test}: with no HTTP work on the proxy's core (HAProxy in TCP mode, its core "
+            f"{percent(proxy)} busy), the load core ({percent(load)} busy) takes {fmt(rps)} req/s, "
+            f"{rps / nginx:.2f}× nginx; {goal:g}× nginx would be {fmt(goal * nginx)}."
+            + (
+                " The forwarder's own core was full too, so the load core may take a little more."
+                if full
+                else ""
+            )
+        )
+    return [""] + lines if lines else []
 
 
 def direct_budget(settings, results, direct_tests, goal=0.85):

@@ -314,6 +314,7 @@ def main():
                     )
                 else:
                     outcome = run_wrk(settings, work, port, test, settings.duration, pid, core)
+                    outcome["round"] = round_index
                     results.setdefault((test, peer), []).append(outcome)
                     print(
                         f"bench: round {round_index + 1} {test:<12} {peer:<14} {outcome['rps']:10,.0f} req/s "

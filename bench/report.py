@@ -43,13 +43,43 @@ def ratio(value, reference):
 FORWARDER = "L4 forwarder"  # peers.FORWARDER
 
 
+def paired_ratio(runs, reference_runs):
+    """The median over rounds of a server's req/s divided by nginx's in the
+    same round. Rounds run minutes apart, so when the machine's speed drifts
+    (a busy host slows every server in a round alike) this ratio moves less
+    than the ratio of the two medians."""
+    by_round = {r["round"]: r["rps"] for r in reference_runs if r.get("round") is not None}
+    ratios = [r["rps"] / by_round[r["round"]] for r in runs if by_round.get(r.get("round"))]
+    return median(ratios)
+
+
+def drift(results, direct_tests):
+    """A line saying how much the machine's speed moved between rounds, from
+    the backend hit directly (no proxy involved), when it moved by more
+    than a tenth."""
+    lines = []
+    for test in direct_tests:
+        runs = results.get((test, "backend direct"), [])
+        if len(runs) < 2:
+            continue
+        low, high = min(r["rps"] for r in runs), max(r["rps"] for r in runs)
+        if low and high / low > 1.1:
+            lines.append(
+                f"- {test}: the backend hit directly, with no proxy involved, went from {fmt(low)} to "
+                f"{fmt(high)} req/s between rounds ({high / low:.2f}×): the machine's speed moved, so "
+                "compare the same-round ratios and CPU per request rather than single rows."
+            )
+    return lines
+
+
 def report(settings, results, idle, notes, direct_tests, ceiling_tests=()):
     lines = [f"conditions: {notes}", ""]
     lines.append(
         "| test | server | req/s (median) | min–max | p50 ms | p99 ms | server CPU | others on its CPU "
-        "| CPU µs/request | vs nginx, req/s | vs nginx, CPU/request | load core busy |"
+        "| CPU µs/request | vs nginx, req/s | vs nginx, req/s, same round | vs nginx, CPU/request "
+        "| load core busy |"
     )
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for test in settings.tests:
         if test == "idle-10k":
             continue
@@ -61,7 +91,7 @@ def report(settings, results, idle, notes, direct_tests, ceiling_tests=()):
         for peer in rows:
             runs = results.get((test, peer))
             if not runs:
-                lines.append(f"| {test} | {peer} | n/a | | | | | | | | | |")
+                lines.append(f"| {test} | {peer} | n/a | | | | | | | | | | |")
                 continue
             rps = median([r["rps"] for r in runs])
             span = f"{fmt(min(r['rps'] for r in runs))}–{fmt(max(r['rps'] for r in runs))}"
@@ -69,15 +99,19 @@ def report(settings, results, idle, notes, direct_tests, ceiling_tests=()):
             others = median([r["others"] for r in runs if r["others"] is not None])
             load_core = median([r["load_core"] for r in runs if r.get("load_core") is not None])
             cost = median([c for c in map(cpu_per_request, runs) if c is not None])
+            paired = paired_ratio(runs, nginx_runs)
             errors = sum(r["errors"] for r in runs)
             flag = f" ({errors} errors)" if errors else ""
             lines.append(
                 f"| {test} | {peer} | {fmt(rps)}{flag} | {span} | {fmt(median([r['p50_ms'] for r in runs]), 2)} "
                 f"| {fmt(median([r['p99_ms'] for r in runs]), 2)} | {percent(cpu)} | {percent(others)} "
-                f"| {fmt(cost, 1)} | {ratio(rps, nginx_rps)} "
+                f"| {fmt(cost, 1)} | {ratio(rps, nginx_rps)} | {f'{paired:.2f}×' if paired else ''} "
                 f"| {ratio(nginx_cost, cost) if cost else ''} | {percent(load_core)} |"
             )
     lines.append("")
+    moved = drift(results, direct_tests)
+    if moved:
+        lines += moved + [""]
     lines += cpu_split_table(settings, results)
     lines += direct_budget(settings, results, direct_tests)
     lines += ceiling(settings, results, ceiling_tests)
@@ -130,17 +164,20 @@ def ceiling(settings, results, ceiling_tests, goal=1.2):
     lines = []
     for test in ceiling_tests:
         runs = results.get((test, FORWARDER), [])
-        nginx = median([r["rps"] for r in results.get((test, "nginx"), [])])
+        nginx_runs = results.get((test, "nginx"), [])
+        nginx = median([r["rps"] for r in nginx_runs])
         if not runs or not nginx:
             continue
         rps = median([r["rps"] for r in runs])
         load = median([r["load_core"] for r in runs if r.get("load_core") is not None])
         proxy = median([r["cpu"] for r in runs if r["cpu"] is not None])
         full = proxy is not None and proxy >= 0.95
+        paired = paired_ratio(runs, nginx_runs)
+        same_round = f" ({paired:.2f}× in the same round)" if paired else ""
         lines.append(
             f"- {test}: with no HTTP work on the proxy's core (HAProxy in TCP mode, its core "
             f"{percent(proxy)} busy), the load core ({percent(load)} busy) takes {fmt(rps)} req/s, "
-            f"{rps / nginx:.2f}× nginx; {goal:g}× nginx would be {fmt(goal * nginx)}."
+            f"{rps / nginx:.2f}× nginx{same_round}; {goal:g}× nginx would be {fmt(goal * nginx)}."
             + (
                 " The forwarder's own core was full too, so the load core may take a little more."
                 if full

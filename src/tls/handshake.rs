@@ -16,13 +16,20 @@
 //! - One TLS 1.3 session ticket per handshake instead of rustls's two:
 //!   each ticket is a message the client has to process and store, and a
 //!   client that reconnects uses one ticket and gets a new one each time.
+//! - Stateless TLS 1.3 tickets (rustls's ring `Ticketer`: ChaCha20-Poly1305
+//!   under a random key that changes every 6 hours): any number of returning
+//!   clients resume, where a session cache resumes only the last ones it
+//!   holds. nginx and Caddy also issue stateless tickets by default. The
+//!   cache stays for TLS 1.2 clients that resume by session id, and for
+//!   TLS 1.3 if the system's random source failed when the ticket key was
+//!   made.
 //!
 //! Must not: block, or take longer than the timeout it is given.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::server::{ResolvesServerCert, StoresServerSessions};
+use rustls::server::{ProducesTickets, ResolvesServerCert, StoresServerSessions};
 use rustls::{CipherSuite, ServerConfig};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
@@ -33,9 +40,12 @@ use super::resolver::ACME_TLS_ALPN;
 /// TLS 1.3 tickets sent after each handshake.
 const TICKETS: usize = 1;
 
+/// Sessions the cache holds, for TLS 1.2 clients that resume by session id.
+const CACHED_SESSIONS: usize = 256;
+
 /// The two server configs a handshake chooses between; they share the
-/// certificate resolver and the session cache, so a session resumes under
-/// either.
+/// certificate resolver, the ticket key and the session cache, so a
+/// session resumes under either.
 pub(super) struct Handshake {
     /// Suites in the server's order: AES-128-GCM first.
     preferred: Arc<ServerConfig>,
@@ -45,10 +55,22 @@ pub(super) struct Handshake {
 
 impl Handshake {
     pub(super) fn new(resolver: Arc<dyn ResolvesServerCert>) -> Handshake {
-        let sessions = rustls::server::ServerSessionMemoryCache::new(256);
+        let sessions = rustls::server::ServerSessionMemoryCache::new(CACHED_SESSIONS);
+        let tickets = match rustls::crypto::ring::Ticketer::new() {
+            Ok(ticketer) => Some(ticketer),
+            Err(error) => {
+                tracing::warn!(
+                    error = %error,
+                    "could not make a TLS session ticket key; TLS 1.3 sessions resume \
+                     from a cache of the last {CACHED_SESSIONS} instead"
+                );
+                None
+            }
+        };
+        let stores = Stores { sessions, tickets };
         Handshake {
-            preferred: Arc::new(config(resolver.clone(), sessions.clone(), true)),
-            client_order: Arc::new(config(resolver, sessions, false)),
+            preferred: Arc::new(config(resolver.clone(), &stores, true)),
+            client_order: Arc::new(config(resolver, &stores, false)),
         }
     }
 
@@ -93,9 +115,15 @@ impl Handshake {
     }
 }
 
+/// Where resumable sessions are kept, shared by both configs.
+struct Stores {
+    sessions: Arc<dyn StoresServerSessions>,
+    tickets: Option<Arc<dyn ProducesTickets>>,
+}
+
 fn config(
     resolver: Arc<dyn ResolvesServerCert>,
-    sessions: Arc<dyn StoresServerSessions>,
+    stores: &Stores,
     server_order: bool,
 ) -> ServerConfig {
     let mut provider = rustls::crypto::ring::default_provider();
@@ -111,7 +139,10 @@ fn config(
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
     config.ignore_client_order = server_order;
     config.send_tls13_tickets = TICKETS;
-    config.session_storage = sessions;
+    config.session_storage = stores.sessions.clone();
+    if let Some(tickets) = &stores.tickets {
+        config.ticketer = tickets.clone();
+    }
     config
 }
 

@@ -349,3 +349,47 @@ async fn handshakes_use_aes_128_unless_the_client_prefers_chacha_and_resume() {
         Some(CipherSuite::TLS13_CHACHA20_POLY1305_SHA256)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn returning_clients_resume_however_many_there_are() {
+    use rustls::HandshakeKind;
+
+    let echo = support::echo().await;
+    let host = "many.internal.test";
+    let sites = format!(
+        "[[site]]\nhosts = [\"{host}\"]\n[[site.route]]\npath = \"/\"\nupstream = \"app\"\n\n\
+         [upstream.app]\nservers = [\"{echo}\"]\n"
+    );
+    let (wharf, _storage, _, https, ca) = internal_wharf(&sites, "");
+    let addr = https_addr(https);
+
+    // More clients than a session cache of 256 holds, each with its own
+    // ticket store, like browsers on different machines.
+    let clients: Vec<_> = (0..300)
+        .map(|_| client_config(&ca, &[b"http/1.1"], None))
+        .collect();
+    for config in &clients {
+        let tls = connect_with(addr, host, config.clone()).await.expect("TLS");
+        assert_eq!(tls.get_ref().1.handshake_kind(), Some(HandshakeKind::Full));
+        // The session ticket arrives with the first answer.
+        let mut connection = Https::over(tls).await.expect("HTTP/1.1");
+        assert_eq!(connection.get(host, "/").await.status, StatusCode::OK);
+    }
+    // A reload in between keeps the ticket key.
+    wharf.signal("HUP");
+    let reloaded = support::eventually(Duration::from_secs(10), || {
+        !wharf.log_events("config reloaded").is_empty()
+    })
+    .await;
+    assert!(reloaded, "no reload");
+    // The first clients come back after all the others: every one resumes.
+    for (n, config) in clients.iter().enumerate() {
+        let tls = connect_with(addr, host, config.clone()).await.expect("TLS");
+        assert_eq!(
+            tls.get_ref().1.handshake_kind(),
+            Some(HandshakeKind::Resumed),
+            "client {n} of {} made a full handshake again",
+            clients.len()
+        );
+    }
+}

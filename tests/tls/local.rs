@@ -288,12 +288,7 @@ fn check_reports_every_tls_problem_with_its_position() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_requests_reach_the_app_as_https() {
-    let echo = support::echo().await;
-    let sites = format!(
-        "[[site]]\nhosts = [\"proxy.internal.test\"]\n[[site.route]]\npath = \"/\"\nupstream = \"app\"\n\n\
-         [upstream.app]\nservers = [\"{echo}\"]\n"
-    );
-    let (_wharf, _storage, _, https, ca) = internal_wharf(&sites, "");
+    let (_wharf, _storage, https, ca) = proxied_internal_wharf("proxy.internal.test").await;
     let (reply, _) = https_get(https_addr(https), "proxy.internal.test", "/who", &ca).await;
     assert_eq!(reply.status, StatusCode::OK);
     let json = reply.json();
@@ -307,13 +302,8 @@ async fn handshakes_use_aes_128_unless_the_client_prefers_chacha_and_resume() {
     };
     use rustls::{CipherSuite, HandshakeKind};
 
-    let echo = support::echo().await;
     let host = "fast.internal.test";
-    let sites = format!(
-        "[[site]]\nhosts = [\"{host}\"]\n[[site.route]]\npath = \"/\"\nupstream = \"app\"\n\n\
-         [upstream.app]\nservers = [\"{echo}\"]\n"
-    );
-    let (_wharf, _storage, _, https, ca) = internal_wharf(&sites, "");
+    let (_wharf, _storage, https, ca) = proxied_internal_wharf(host).await;
     let addr = https_addr(https);
     let suite = |tls: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>| {
         tls.get_ref().1.negotiated_cipher_suite().map(|s| s.suite())
@@ -354,13 +344,8 @@ async fn handshakes_use_aes_128_unless_the_client_prefers_chacha_and_resume() {
 async fn returning_clients_resume_however_many_there_are() {
     use rustls::HandshakeKind;
 
-    let echo = support::echo().await;
     let host = "many.internal.test";
-    let sites = format!(
-        "[[site]]\nhosts = [\"{host}\"]\n[[site.route]]\npath = \"/\"\nupstream = \"app\"\n\n\
-         [upstream.app]\nservers = [\"{echo}\"]\n"
-    );
-    let (wharf, _storage, _, https, ca) = internal_wharf(&sites, "");
+    let (wharf, _storage, https, ca) = proxied_internal_wharf(host).await;
     let addr = https_addr(https);
 
     // More clients than a session cache of 256 holds, each with its own
@@ -392,4 +377,16 @@ async fn returning_clients_resume_however_many_there_are() {
             clients.len()
         );
     }
+}
+
+/// wharf with the local CA, proxying every path of `host` to an echo
+/// server: the wharf, its storage, its HTTPS port and the CA's PEM.
+async fn proxied_internal_wharf(host: &str) -> (Wharf, tempfile::TempDir, u16, String) {
+    let echo = support::echo().await;
+    let sites = format!(
+        "[[site]]\nhosts = [\"{host}\"]\n[[site.route]]\npath = \"/\"\nupstream = \"app\"\n\n\
+         [upstream.app]\nservers = [\"{echo}\"]\n"
+    );
+    let (wharf, storage, _, https, ca) = internal_wharf(&sites, "");
+    (wharf, storage, https, ca)
 }

@@ -101,8 +101,13 @@ TESTS = {
     # A 2.7 KB HTML file from disk, no Accept-Encoding (nginx and Caddy
     # compress nothing by default). HAProxy serves no files.
     "static-64": ("keep-alive, a 2.7 KB static file, 64 connections", "/files/page.html", 64, False, []),
+    # What browsers use over HTTPS: HTTP/2, many requests at once on few
+    # connections. Loaded by h2load instead of wrk.
+    "h2-16x8": ("HTTP/2 over TLS, 13 B body, 16 connections x 8 streams", "/small", 16, True, []),
     "idle-10k": ("memory with idle keep-alive connections", "/small", 0, False, []),
 }
+# HTTP/2 tests: streams in flight per connection (h2load -m).
+H2_STREAMS = {"h2-16x8": 8}
 # Tests a peer cannot take part in.
 UNSUPPORTED = {("static-64", "haproxy")}
 # The backend hit directly, for the tests where that means something.
@@ -126,14 +131,21 @@ end
 
 
 def run_wrk(settings, work, port, test, duration, pid=None, core=None):
-    """One wrk run against 127.0.0.1:port; with `pid` and `core`, also the
-    share of a CPU that process used and the share other processes took on
-    its core."""
+    """One load run against 127.0.0.1:port (wrk, or h2load for the HTTP/2
+    tests); with `pid` and `core`, also the share of a CPU that process used
+    and the share other processes took on its core."""
     _, path, connections, https, extra = TESTS[test]
     scheme = "https" if https else "http"
-    argv = ["taskset", "-c", str(settings.load_cpu), "wrk", "-t1", f"-c{connections}"]
-    argv += [f"-d{max(1, round(duration))}s", "--timeout", "5s", "-s", os.path.join(work, "report.lua")]
-    argv += extra + [f"{scheme}://127.0.0.1:{port}{path}"]
+    url = f"{scheme}://127.0.0.1:{port}{path}"
+    if test in H2_STREAMS:
+        argv = ["taskset", "-c", str(settings.load_cpu), "h2load", "-t1", f"-c{connections}"]
+        argv += [f"-m{H2_STREAMS[test]}", f"-D{max(1, round(duration))}", url]
+        parse = parse_h2load
+    else:
+        argv = ["taskset", "-c", str(settings.load_cpu), "wrk", "-t1", f"-c{connections}"]
+        argv += [f"-d{max(1, round(duration))}s", "--timeout", "5s", "-s", os.path.join(work, "report.lua")]
+        argv += extra + [url]
+        parse = parse_wrk
     user_before, system_before = cpu_times(pid) if pid else (0.0, 0.0)
     core_before = core_busy(core) if core is not None else 0.0
     load_before = core_busy(settings.load_cpu)
@@ -151,7 +163,16 @@ def run_wrk(settings, work, port, test, duration, pid=None, core=None):
     others = None
     if core is not None and cpu is not None:
         others = max(0.0, (core_busy(core) - core_before) / wall - cpu)
-    for line in result.stdout.splitlines():
+    outcome = parse(result.stdout)
+    if outcome is None:
+        raise RuntimeError(f"{argv[3]} gave no report: {result.stdout.strip()[-500:]}")
+    outcome.update({"cpu": cpu, "user": user, "others": others, "load_core": load_core})
+    return outcome
+
+
+def parse_wrk(output):
+    """req/s, latency and errors from the line report.lua prints."""
+    for line in output.splitlines():
         if line.startswith("BENCH "):
             data = json.loads(line[6:])
             errors = data["connect"] + data["read"] + data["write"] + data["status"] + data["timeout"]
@@ -161,12 +182,30 @@ def run_wrk(settings, work, port, test, duration, pid=None, core=None):
                 "p99_ms": data["p99_us"] / 1000,
                 "errors": errors,
                 "requests": data["requests"],
-                "cpu": cpu,
-                "user": user,
-                "others": others,
-                "load_core": load_core,
             }
-    raise RuntimeError(f"wrk gave no report: {result.stdout.strip()[-500:]}")
+    return None
+
+
+def parse_h2load(output):
+    """req/s and errors from h2load's summary. h2load gives no latency
+    percentiles (only min, max, mean), so p50 and p99 stay empty."""
+    rate = re.search(r"finished in [0-9.]+s, ([0-9.]+) req/s", output)
+    counts = re.search(
+        r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout",
+        output,
+    )
+    if not rate or not counts:
+        return None
+    succeeded, failed, errored, timeout = (int(n) for n in counts.groups())
+    statuses = re.search(r"status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", output)
+    not_ok = sum(int(n) for n in statuses.groups()) if statuses else 0
+    return {
+        "rps": float(rate.group(1)),
+        "p50_ms": None,
+        "p99_ms": None,
+        "errors": failed + errored + timeout + not_ok,
+        "requests": succeeded,
+    }
 
 
 def run_idle(settings, pid, port):
@@ -318,7 +357,7 @@ def main():
                     results.setdefault((test, peer), []).append(outcome)
                     print(
                         f"bench: round {round_index + 1} {test:<12} {peer:<14} {outcome['rps']:10,.0f} req/s "
-                        f"p99 {outcome['p99_ms']:.2f} ms cpu {outcome['cpu'] * 100:.0f}% "
+                        f"p99 {'n/a' if outcome['p99_ms'] is None else format(outcome['p99_ms'], '.2f')} ms cpu {outcome['cpu'] * 100:.0f}% "
                         f"others {outcome['others'] * 100:.0f}% load core {outcome['load_core'] * 100:.0f}% "
                         f"{outcome['cpu'] / outcome['rps'] * 1e6:.1f} µs/request"
                         + (f" errors {outcome['errors']}" if outcome["errors"] else ""),

@@ -121,7 +121,7 @@ http {{
     }}
     server {{
         listen 127.0.0.1:{http_port} backlog=4096;
-        listen 127.0.0.1:{https_port} ssl backlog=4096;
+        listen 127.0.0.1:{https_port} ssl http2 backlog=4096;
         ssl_certificate {cert};
         ssl_certificate_key {key};
         # nginx before 1.23.4 leaves TLS 1.3 out by default; the others offer it.
@@ -166,7 +166,7 @@ defaults
     http-reuse safe
 frontend proxy
     bind 127.0.0.1:{http_port}
-    bind 127.0.0.1:{https_port} ssl crt {combined}
+    bind 127.0.0.1:{https_port} ssl crt {combined} alpn h2,http/1.1
     http-request set-header X-Forwarded-Proto https if {{ ssl_fc }}
     default_backend app
 backend app

@@ -36,6 +36,12 @@ def user_per_request(run):
     return run["user"] / run["rps"] * 1e6
 
 
+def latency(runs, key):
+    """The median of a latency over runs, or None when the load generator
+    gives none (h2load)."""
+    return median([r[key] for r in runs if r.get(key) is not None])
+
+
 def ratio(value, reference):
     return f"{value / reference:.2f}×" if value and reference else ""
 
@@ -103,8 +109,8 @@ def report(settings, results, idle, notes, direct_tests, ceiling_tests=()):
             errors = sum(r["errors"] for r in runs)
             flag = f" ({errors} errors)" if errors else ""
             lines.append(
-                f"| {test} | {peer} | {fmt(rps)}{flag} | {span} | {fmt(median([r['p50_ms'] for r in runs]), 2)} "
-                f"| {fmt(median([r['p99_ms'] for r in runs]), 2)} | {percent(cpu)} | {percent(others)} "
+                f"| {test} | {peer} | {fmt(rps)}{flag} | {span} | {fmt(latency(runs, 'p50_ms'), 2)} "
+                f"| {fmt(latency(runs, 'p99_ms'), 2)} | {percent(cpu)} | {percent(others)} "
                 f"| {fmt(cost, 1)} | {ratio(rps, nginx_rps)} | {f'{paired:.2f}×' if paired else ''} "
                 f"| {ratio(nginx_cost, cost) if cost else ''} | {percent(load_core)} |"
             )

@@ -21,6 +21,8 @@ missing=()
 for tool in nginx haproxy caddy wrk; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
+# h2load, for the HTTP/2 test, comes in Debian's nghttp2-client.
+command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
 for tool in openssl taskset python3; do
     command -v "$tool" >/dev/null 2>&1 || { echo "bench: $tool is required" >&2; exit 1; }
 done

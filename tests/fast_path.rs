@@ -256,6 +256,38 @@ async fn a_body_that_ends_at_close_reaches_the_client_chunked_on_a_connection_th
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http2_a_connection_the_server_will_close_is_never_reused() {
+    // The server says `Connection: close` but closes only later, so the
+    // socket still looks open when the next request comes.
+    let (backend, accepted) = scripted(
+        |path| {
+            format!(
+                "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{path}",
+                path.len()
+            )
+            .into_bytes()
+        },
+        Close::After(Duration::from_secs(2)),
+    )
+    .await;
+    let wharf = Wharf::start("", &proxy_to(backend));
+    let h2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    for path in ["/one", "/two", "/three"] {
+        let reply = tokio::time::timeout(
+            Duration::from_secs(1),
+            send(&h2, http::Method::GET, &wharf.url(path), &[], b""),
+        )
+        .await
+        .expect("answered at once, not after the server's close");
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.text(), path);
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_response_without_a_date_gets_one() {
     let (backend, _) = scripted(
         |_| b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),

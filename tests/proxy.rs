@@ -164,14 +164,69 @@ async fn websocket_echo_works_through_wharf() {
 async fn h2c_client_is_proxied_to_http1_backend() {
     let backend = echo().await;
     let wharf = Wharf::start("", &proxy_to(backend, ""));
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .http2_only(true)
-        .build_http::<http_body_util::Full<bytes::Bytes>>();
-    let reply = send(&client, Method::GET, &wharf.url("/h2"), &[], b"").await;
+    let reply = send(&h2c_client(), Method::GET, &wharf.url("/h2"), &[], b"").await;
     assert_eq!(reply.status, 200);
     let seen = reply.json();
     assert_eq!(seen["path"], "/h2");
     assert_eq!(seen["headers"]["host"], wharf.addr.to_string());
+}
+
+fn h2c_client() -> TestClient {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Full<bytes::Bytes>>()
+}
+
+/// The upstream connection a request came over, as the echo backend saw it.
+fn upstream_peer(reply: &Reply) -> String {
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.json()["peer"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_and_http1_requests_share_kept_upstream_connections() {
+    let backend = echo().await;
+    let wharf = Wharf::start("", &proxy_to(backend, ""));
+    let (h2, h1) = (h2c_client(), client());
+    let mut peers = std::collections::BTreeSet::new();
+    // HTTP/2 (hyper's client, the general path), then HTTP/1.1 (the fast
+    // path), then HTTP/2 again: one kept connection carries them all. A
+    // connection the general path used stays hot for it for a second, and
+    // is a bare socket again, which either path takes, after that.
+    for (client, label) in [(&h2, "h2"), (&h1, "h1"), (&h2, "h2-again")] {
+        for i in 0..5 {
+            let url = wharf.url(&format!("/shared/{label}/{i}"));
+            let reply = send(client, Method::GET, &url, &[], b"").await;
+            peers.insert(upstream_peer(&reply));
+        }
+        assert_eq!(
+            peers.len(),
+            1,
+            "after {label}: upstream connections {peers:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+    }
+    // A burst of 8 streams needs up to 8 connections; a second burst
+    // reuses them, so both together never need more than 8 (plus the one
+    // kept from before).
+    let burst = || {
+        futures_util::future::join_all((0..8).map(|i| {
+            let h2 = h2.clone();
+            let url = wharf.url(&format!("/burst/{i}"));
+            async move { upstream_peer(&send(&h2, Method::POST, &url, &[], &[b'x'; 70_000]).await) }
+        }))
+    };
+    let first: std::collections::BTreeSet<String> = burst().await.into_iter().collect();
+    let second: std::collections::BTreeSet<String> = burst().await.into_iter().collect();
+    let all: std::collections::BTreeSet<&String> =
+        peers.iter().chain(&first).chain(&second).collect();
+    assert!(
+        all.len() <= 9,
+        "a second burst opened new connections: {first:?} then {second:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

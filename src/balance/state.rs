@@ -33,10 +33,12 @@ pub struct ServerState {
     pub(crate) passive: Mutex<super::passive::Window>,
     pub(crate) breaker: Mutex<super::breaker::Breaker>,
     pub(crate) counters: Counters,
-    /// Idle keep-alive connections to this server.
-    pub connections: crate::proxy::pool::Idle,
-    /// Idle keep-alive connections of the HTTP/1.1 fast path.
-    pub raw: crate::h1::upstream::Idle,
+    /// Idle keep-alive connections to this server, bare sockets shared
+    /// by the HTTP/1.1 fast path and the general path (`proxy::pool`).
+    pub idle: crate::h1::upstream::Idle,
+    /// Recently used client connections of the general path, kept ready
+    /// for a while before their sockets go back to `idle`.
+    pub hot: crate::proxy::pool::Hot,
 }
 
 /// Totals since wharf started, for metrics.
@@ -61,8 +63,8 @@ impl ServerState {
             passive: Mutex::new(super::passive::Window::default()),
             breaker: Mutex::new(super::breaker::Breaker::default()),
             counters: Counters::default(),
-            connections: crate::proxy::pool::Idle::default(),
-            raw: crate::h1::upstream::Idle::default(),
+            idle: crate::h1::upstream::Idle::default(),
+            hot: crate::proxy::pool::Hot::default(),
         }
     }
 

@@ -393,7 +393,7 @@ pub(crate) async fn relay<S: Transport>(
         if copied && response.reusable && buf.is_empty() {
             // Idle since its response ended; the clock read at the head
             // is close enough for a 90 s limit.
-            member.state.raw.put(conn, answered_at);
+            member.state.idle.put(conn, answered_at);
         }
         drop(server_in_flight);
         let flushed = flush(io, cx.idle_timeout).await;
@@ -577,7 +577,7 @@ async fn send<S: Transport>(
     let mut client = client;
     'connection: loop {
         let pooled = if pooled_allowed {
-            member.state.raw.take(started)
+            member.state.idle.take(started)
         } else {
             None
         };

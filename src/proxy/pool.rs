@@ -1,33 +1,122 @@
-//! Keep-alive connections to one upstream server, reused across requests
-//! and reloads (they live in the server's `ServerState`).
+//! Requests of the general path to one upstream server, over the same idle
+//! keep-alive connections as the HTTP/1.1 fast path (`h1::upstream::Idle`,
+//! kept in the server's `ServerState`, so they survive reloads).
 //!
-//! Built directly on hyper's HTTP/1.1 client connection: a request takes an
-//! idle connection (or opens one within the connect timeout) and gives it
-//! back when the response body has been read to the end. Nothing is spawned
-//! per request, and the caller learns exactly whether the request could
-//! have reached the server: a failed connect or a pooled connection found
-//! dead before sending are safe to retry; anything later may not be.
+//! A request takes a hot hyper HTTP/1.1 client connection, or else an idle
+//! socket (or a new one, within the connect timeout) on which it starts a
+//! client connection. When the response body has been read to the end, the
+//! client connection is kept hot for the next request. One idle for
+//! `HOT_IDLE` is taken apart again and its bare socket goes back to the
+//! shared pool: a hot connection holds a task and hyper's buffers, about
+//! 40 KiB, and a burst of HTTP/2 streams (one upstream connection per
+//! stream in flight) would otherwise leave hundreds of them behind for the
+//! whole keep-alive time.
+//!
+//! The caller learns exactly whether the request could have reached the
+//! server: a failed connect, or a pooled connection found dead before
+//! anything was written, are safe to retry; anything later may not be.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http::{Request, Response};
+use http::{header, Request, Response, Version};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
+use hyper::client::conn::http1::{self, Connection, SendRequest};
 use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 
+use crate::balance::state::ServerState;
 use crate::body::Body;
+use crate::h1::upstream;
 
-/// Idle connections older than this are closed rather than reused.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// At most this many idle connections are kept per server.
-const MAX_IDLE: usize = 256;
+/// A hot connection unused this long becomes a bare idle socket again.
+const HOT_IDLE: Duration = Duration::from_secs(1);
+/// How often hot connections are checked for that, while there are any.
+const HOT_CHECK: Duration = Duration::from_millis(500);
+/// At most this many hot connections are kept per server.
+const MAX_HOT: usize = 1024;
 
-/// Idle connections to one server.
+/// Hot client connections to one server, most recently used last.
 #[derive(Debug, Default)]
-pub struct Idle {
-    senders: Mutex<Vec<(SendRequest<Body>, Instant)>>,
+pub struct Hot {
+    senders: Mutex<HotList>,
+}
+
+#[derive(Debug, Default)]
+struct HotList {
+    senders: Vec<(SendRequest<Body>, Arc<AtomicBool>, Instant)>,
+    /// Whether a task is cooling this list down (see `cool`).
+    cooling: bool,
+}
+
+impl Hot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HotList> {
+        match self.senders.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn take(&self) -> Option<(SendRequest<Body>, Arc<AtomicBool>)> {
+        let mut list = self.lock();
+        while let Some((sender, complete, _)) = list.senders.pop() {
+            if !sender.is_closed() {
+                return Some((sender, complete));
+            }
+        }
+        None
+    }
+}
+
+/// Keeps a released connection hot; starts the task that cools the list
+/// down when none runs.
+fn keep_hot(state: &Arc<ServerState>, sender: SendRequest<Body>, complete: Arc<AtomicBool>) {
+    if sender.is_closed() {
+        return;
+    }
+    let start_cooling = {
+        let mut list = state.hot.lock();
+        if list.senders.len() >= MAX_HOT {
+            // Dropping the sender ends the connection; `drive` keeps
+            // its socket.
+            return;
+        }
+        list.senders.push((sender, complete, Instant::now()));
+        !std::mem::replace(&mut list.cooling, true)
+    };
+    if start_cooling {
+        tokio::spawn(cool(state.clone()));
+    }
+}
+
+/// Turns hot connections unused for `HOT_IDLE` back into bare sockets,
+/// until none is left hot.
+async fn cool(state: Arc<ServerState>) {
+    loop {
+        tokio::time::sleep(HOT_CHECK).await;
+        let (cold, left): (Vec<_>, bool) = {
+            let mut list = state.hot.lock();
+            // Least recently used first: the cold ones are a prefix.
+            let now = Instant::now();
+            let count = list
+                .senders
+                .iter()
+                .take_while(|(_, _, since)| now.saturating_duration_since(*since) >= HOT_IDLE)
+                .count();
+            let cold = list.senders.drain(..count).collect();
+            let left = !list.senders.is_empty();
+            list.cooling = left;
+            (cold, left)
+        };
+        // Dropped outside the lock: each ends its connection, whose
+        // `drive` then gives the socket back.
+        drop(cold);
+        if !left {
+            return;
+        }
+    }
 }
 
 /// Why a request did not get a response.
@@ -53,105 +142,100 @@ impl SendError {
     }
 }
 
-/// A connection on loan to one request; back to the pool once the
-/// response body is complete.
+/// A connection on loan to one request; its socket goes back to the pool
+/// once the response body is complete.
 #[derive(Debug)]
 pub struct Lease {
     sender: Option<SendRequest<Body>>,
-    idle: Arc<super::super::balance::state::ServerState>,
+    /// Set on release; `None` when the response said the connection
+    /// closes (or it was upgraded), so it can never be reused.
+    complete: Option<Arc<AtomicBool>>,
+    state: Arc<ServerState>,
 }
 
 impl Lease {
-    /// Returns the connection for reuse (call only after the response body
-    /// ended; an unfinished body would leave it busy).
+    /// Gives the connection back for reuse (call only after the response
+    /// body ended; an unfinished body would leave it busy). Dropping the
+    /// lease instead closes the connection.
     pub fn release(mut self) {
-        if let Some(sender) = self.sender.take() {
-            self.idle.connections.put(sender);
+        if let (Some(sender), Some(complete)) = (self.sender.take(), self.complete.take()) {
+            complete.store(true, Ordering::Release);
+            keep_hot(&self.state, sender, complete);
         }
     }
-}
-
-impl Idle {
-    fn take(&self) -> Option<SendRequest<Body>> {
-        let mut senders = match self.senders.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        while let Some((sender, since)) = senders.pop() {
-            if !sender.is_closed() && since.elapsed() < IDLE_TIMEOUT {
-                return Some(sender);
-            }
-        }
-        None
-    }
-
-    fn put(&self, sender: SendRequest<Body>) {
-        if sender.is_closed() {
-            return;
-        }
-        let mut senders = match self.senders.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if senders.len() < MAX_IDLE {
-            senders.push((sender, Instant::now()));
-        }
-    }
-}
-
-/// Opens a new connection to `addr`.
-async fn connect(addr: SocketAddr, timeout: Duration) -> Result<SendRequest<Body>, SendError> {
-    let connect_error = |source| SendError::Connect { addr, source };
-    let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
-        .await
-        .map_err(|_| {
-            connect_error(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no connection within {timeout:?}"),
-            ))
-        })?
-        .map_err(connect_error)?;
-    let _ = stream.set_nodelay(true);
-    let (sender, connection) = http1::Builder::new()
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| connect_error(std::io::Error::other(e)))?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.with_upgrades().await {
-            tracing::debug!(server = %addr, error = %error, "upstream connection ended with an error");
-        }
-    });
-    Ok(sender)
 }
 
 /// Sends `request` to the server of `state`, on an idle connection when
 /// there is one. A pooled connection that turns out to be closed before
 /// the request was written is replaced transparently.
 pub async fn send(
-    state: &Arc<super::super::balance::state::ServerState>,
+    state: &Arc<ServerState>,
     mut request: Request<Body>,
     connect_timeout: Duration,
 ) -> Result<(Response<Incoming>, Lease), SendError> {
     let addr = state.addr;
+    let upgrade = request.headers().contains_key(header::UPGRADE);
     loop {
-        let (mut sender, pooled) = match state.connections.take() {
-            Some(sender) => (sender, true),
-            None => (connect(addr, connect_timeout).await?, false),
-        };
-        if pooled && sender.ready().await.is_err() {
-            continue;
-        }
-        match sender.try_send_request(request).await {
-            Ok(response) => {
-                let lease = Lease {
-                    sender: Some(sender),
-                    idle: state.clone(),
-                };
-                return Ok((response, lease));
+        // A hot connection is run without upgrades; an upgrade gets a
+        // connection of its own.
+        let hot = if upgrade { None } else { state.hot.take() };
+        if let Some((mut sender, complete)) = hot {
+            // Not complete again until this exchange is.
+            complete.store(false, Ordering::Release);
+            if sender.ready().await.is_err() {
+                continue;
             }
+            match sender.try_send_request(request).await {
+                Ok(response) => return Ok(leased(state, response, sender, Some(complete))),
+                Err(mut error) => match error.take_message() {
+                    // Not written: the connection closed while idle.
+                    Some(unsent) => {
+                        request = unsent;
+                        continue;
+                    }
+                    None => {
+                        return Err(SendError::Failed {
+                            addr,
+                            source: error.into_error(),
+                        })
+                    }
+                },
+            }
+        }
+        let pooled = state.idle.take(Instant::now());
+        let reused = pooled.is_some();
+        let stream = match pooled {
+            Some(stream) => stream,
+            None => upstream::connect(addr, connect_timeout)
+                .await
+                .map_err(|source| SendError::Connect { addr, source })?,
+        };
+        // The handshake of an HTTP/1.1 client does no I/O: it only sets
+        // up the connection's state.
+        let (mut sender, connection) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|error| SendError::Connect {
+                addr,
+                source: std::io::Error::other(error),
+            })?;
+        let complete = if upgrade {
+            tokio::spawn(async move {
+                if let Err(error) = connection.with_upgrades().await {
+                    tracing::debug!(server = %addr, error = %error, "upstream connection ended with an error");
+                }
+            });
+            None
+        } else {
+            let complete = Arc::new(AtomicBool::new(false));
+            tokio::spawn(drive(connection, complete.clone(), state.clone()));
+            Some(complete)
+        };
+        match sender.try_send_request(request).await {
+            Ok(response) => return Ok(leased(state, response, sender, complete)),
             Err(mut error) => match error.take_message() {
                 // Not written: the server closed the idle connection first.
-                Some(unsent) if pooled => request = unsent,
+                Some(unsent) if reused => request = unsent,
                 _ => {
                     return Err(SendError::Failed {
                         addr,
@@ -161,4 +245,57 @@ pub async fn send(
             },
         }
     }
+}
+
+/// The response, and the lease that gives its connection back.
+fn leased(
+    state: &Arc<ServerState>,
+    response: Response<Incoming>,
+    sender: SendRequest<Body>,
+    complete: Option<Arc<AtomicBool>>,
+) -> (Response<Incoming>, Lease) {
+    let complete = complete.filter(|_| keeps_alive(&response));
+    let lease = Lease {
+        sender: Some(sender),
+        complete,
+        state: state.clone(),
+    };
+    (response, lease)
+}
+
+/// Runs one client connection, for as many requests as it stays hot.
+/// When it ends after a complete exchange, the socket goes back to the
+/// pool.
+async fn drive(
+    connection: Connection<TokioIo<TcpStream>, Body>,
+    complete: Arc<AtomicBool>,
+    state: Arc<ServerState>,
+) {
+    match connection.without_shutdown().await {
+        Ok(parts) => {
+            // Bytes the server sent beyond its response would be taken
+            // for the next response: such a connection is not reused.
+            if complete.load(Ordering::Acquire) && parts.read_buf.is_empty() {
+                state.idle.put(parts.io.into_inner(), Instant::now());
+            }
+        }
+        Err(error) => {
+            tracing::debug!(server = %state.addr, error = %error, "upstream connection ended with an error");
+        }
+    }
+}
+
+/// Whether the server keeps the connection open after `response`:
+/// HTTP/1.1 unless it says `Connection: close`.
+fn keeps_alive(response: &Response<Incoming>) -> bool {
+    if response.version() != Version::HTTP_11 {
+        return false;
+    }
+    !response
+        .headers()
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("close"))
 }

@@ -10,6 +10,10 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// How often idle upstream connections are checked for a timeout or a
+/// close by their server.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Active health as the checker sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -179,6 +183,37 @@ impl Registry {
                 }
             }
         }
+    }
+
+    /// Closes idle upstream connections that timed out or that their
+    /// server closed, every `SWEEP_EVERY`, for as long as the registry
+    /// lives.
+    pub fn spawn_sweeper(registry: &Arc<Registry>) {
+        let registry = Arc::downgrade(registry);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(SWEEP_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let Some(registry) = registry.upgrade() else {
+                    return;
+                };
+                let states: Vec<Arc<ServerState>> = {
+                    let states = match registry.states.lock() {
+                        Ok(guard) => guard,
+                        Err(poisoned) => poisoned.into_inner(),
+                    };
+                    states.values().cloned().collect()
+                };
+                let now = std::time::Instant::now();
+                for state in states {
+                    let closed = state.idle.sweep(now);
+                    if closed > 0 {
+                        tracing::debug!(upstream = %state.upstream, server = %state.addr, closed, "closed idle upstream connections");
+                    }
+                }
+            }
+        });
     }
 
     /// Forgets servers no longer in the config.

@@ -147,6 +147,7 @@ impl Server {
     pub async fn start(config: Config, source: Source) -> Result<Arc<Server>, Error> {
         let clients = ClientCache::default();
         let registry = Arc::new(Registry::default());
+        Registry::spawn_sweeper(&registry);
         let supervisor = Arc::new(Supervisor::new(registry.clone()));
         supervisor.start_new(&config)?;
         let snapshot = match Snapshot::build(config, &clients, &registry, &supervisor, None) {

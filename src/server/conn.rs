@@ -85,11 +85,8 @@ where
     let peer_header = http::HeaderValue::from_str(&peer.ip().to_string())
         .unwrap_or_else(|_| http::HeaderValue::from_static("unknown"));
     let service = hyper::service::service_fn(move |req| {
-        let server = service_server.clone();
-        let peer_header = peer_header.clone();
-        async move {
-            Ok::<_, std::convert::Infallible>(route(req, peer, peer_header, scheme, server).await)
-        }
+        let answer = route(req, peer, peer_header.clone(), scheme, &service_server);
+        async move { Ok::<_, std::convert::Infallible>(answer.await) }
     });
     let connection = snapshot
         .connection
@@ -138,38 +135,75 @@ fn now_ms() -> u64 {
     u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// HTTPS around `handle`: on plain HTTP, ACME challenges and the redirect
-/// to HTTPS are answered instead of routing (still logged and counted like
-/// any response); on HTTPS, HSTS is added.
-async fn route(
+/// What is left of a request once [`route`] has done its synchronous part:
+/// the site's answer, or one already known. Boxed, so what hyper moves
+/// around per request (into its HTTP/2 stream task, whose cell is
+/// allocated for every stream) is a pointer, not this state.
+type Answer = Pin<Box<dyn std::future::Future<Output = Response<Body>> + Send>>;
+
+/// The entry point of every request hyper serves. HTTPS around [`begin`]:
+/// on plain HTTP, ACME challenges and the redirect to HTTPS are answered
+/// instead of routing (still logged and counted like any response); on
+/// HTTPS, HSTS is added.
+///
+/// Not an `async fn`: everything up to the site's service runs here, and
+/// the future keeps only what the rest needs (the site's call, the
+/// request's record, the TLS manager on HTTPS), about a third of what an
+/// `async fn` holding the request, its arguments and the snapshot kept.
+fn route(
     req: Request<Incoming>,
     peer: SocketAddr,
     peer_header: http::HeaderValue,
     scheme: &'static str,
-    server: Arc<Server>,
-) -> Response<Body> {
+    server: &Arc<Server>,
+) -> Answer {
     let early = match scheme {
         "http" => tls::intercept(&req, &server.tls),
         _ => None,
     };
-    let mut response = handle(req, peer, peer_header, scheme, early, server.snapshot()).await;
-    if scheme == "https" {
-        tls::secure(&mut response, &server.tls);
-    }
-    response
+    let (started, call) = begin(req, peer, peer_header, scheme, early, &server.snapshot());
+    let https = (scheme == "https").then(|| server.clone());
+    Box::pin(async move {
+        let response = match call {
+            Call::Answered(response) => response,
+            Call::Site(call) => match call.await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            },
+        };
+        let mut response = request::finish(response, started);
+        if let Some(server) = https {
+            tls::secure(&mut response, &server.tls);
+        }
+        response
+    })
 }
 
-/// The entry point of every request: request id and trace context, client
-/// facts, site by host, the site's stack, then metrics and the access log
-/// around the response body (observe/request.rs).
-async fn handle(
+/// How a request is answered after [`begin`].
+#[allow(
+    clippy::large_enum_variant,
+    reason = "the large variant is the usual one, and the enum lives in the boxed `Answer`"
+)]
+enum Call {
+    /// Known without asking a site: an HTTPS intercept, or no site for the
+    /// host.
+    Answered(Response<Body>),
+    /// The site's stack, called once it is ready.
+    Site(tower::util::Oneshot<crate::site::SiteService, Request<Incoming>>),
+}
+
+/// The synchronous part of every request: request id and trace context,
+/// client facts, site by host, the record that metrics and the access log
+/// take when the response body ends (observe/request.rs), and the call to
+/// the site's stack.
+fn begin(
     mut req: Request<Incoming>,
     peer: SocketAddr,
     peer_header: http::HeaderValue,
     scheme: &'static str,
     early: Option<Response<Body>>,
-    snapshot: Arc<Snapshot>,
-) -> Response<Body> {
+    snapshot: &Snapshot,
+) -> (request::Started, Call) {
     let start = Instant::now();
     let in_flight = metrics::global().request_started();
     let ids = trace::take_or_create(req.headers_mut());
@@ -220,17 +254,14 @@ async fn handle(
         log: entry.map(|entry| (snapshot.access.clone(), entry)),
     };
 
-    let response = match (early, site.and_then(|index| snapshot.sites.get(index))) {
-        (Some(response), _) => response,
-        (None, Some(service)) => match service.clone().oneshot(req).await {
-            Ok(response) => response,
-            Err(never) => match never {},
-        },
+    let call = match (early, site.and_then(|index| snapshot.sites.get(index))) {
+        (Some(response), _) => Call::Answered(response),
+        (None, Some(service)) => Call::Site(service.clone().oneshot(req)),
         // No site claims this host: like nginx's default server without a
         // match, answer 404 rather than guess.
-        (None, None) => response::status(StatusCode::NOT_FOUND),
+        (None, None) => Call::Answered(response::status(StatusCode::NOT_FOUND)),
     };
-    request::finish(response, started)
+    (started, call)
 }
 
 /// A client connection, TLS or not, as the servers need it.

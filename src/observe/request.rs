@@ -115,10 +115,20 @@ impl Drop for Started {
 
 /// Adds `X-Request-Id` and wraps the body so the request is recorded when
 /// the response ends.
+///
+/// The id is marked never to be indexed by HTTP/2's header compression
+/// (HPACK): it differs in every response, so indexing it only fills the
+/// connection's table with ids nobody sends again, and the encoder (h2)
+/// then compares each new id with every one in the table by name chain, about
+/// 50 comparisons per response. Unindexed it costs 9 bytes more per
+/// response on the wire (its name is sent as a literal) and no search
+/// (docs/performance.md).
 pub fn finish(mut response: Response<Body>, started: Started) -> Response<Body> {
+    let mut request_id = started.ids.request_id.clone();
+    request_id.set_sensitive(true);
     response
         .headers_mut()
-        .insert(X_REQUEST_ID.clone(), started.ids.request_id.clone());
+        .insert(X_REQUEST_ID.clone(), request_id);
     let status = response.status().as_u16();
     let upstream = response.extensions().get::<UpstreamUsed>().map(|u| u.0);
     let observation = observe(started, status, upstream);
@@ -216,5 +226,30 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::metrics;
+
+    #[test]
+    fn the_response_carries_the_request_id_marked_never_to_be_indexed() {
+        let ids = super::super::trace::choose(None, None);
+        let started = Started {
+            start: Instant::now(),
+            in_flight: metrics::global().request_started(),
+            ids: ids.ids.clone(),
+            route: RouteSlot::default(),
+            fallback: RouteMetrics::new("test-site", "", ""),
+            log: None,
+        };
+        let response = finish(Response::new(body::empty()), started);
+        let sent = &response.headers()[&X_REQUEST_ID];
+        assert_eq!(sent, ids.ids.request_id);
+        // HTTP/2 (h2's HPACK encoder) sends a sensitive value as a
+        // never-indexed literal and keeps it out of the connection's table.
+        assert!(sent.is_sensitive());
     }
 }

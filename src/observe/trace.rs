@@ -138,6 +138,7 @@ pub fn valid_traceparent(value: &[u8]) -> bool {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// Appends the low `digits` hex digits of `value` (at most 32).
 fn push_hex(out: &mut Vec<u8>, mut value: u128, digits: usize) {
     let start = out.len();
     out.resize(start + digits, b'0');
@@ -186,6 +187,25 @@ fn to_header(bytes: Vec<u8>) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_are_written_as_lowercase_hex_of_their_low_digits() {
+        let value = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210_u128;
+        let mut out = Vec::new();
+        push_hex(&mut out, value, 32);
+        assert_eq!(out, b"0123456789abcdeffedcba9876543210");
+        out.clear();
+        push_hex(&mut out, value, 16);
+        assert_eq!(out, b"fedcba9876543210");
+        out.clear();
+        push_hex(&mut out, 0xa, 16);
+        assert_eq!(out, b"000000000000000a");
+        let parent = new_traceparent();
+        assert!(valid_traceparent(parent.as_bytes()), "{parent:?}");
+        let id = new_request_id();
+        assert_eq!(id.len(), 32);
+        assert!(id.as_bytes().iter().all(u8::is_ascii_hexdigit));
+    }
 
     #[test]
     fn a_valid_traceparent_and_request_id_are_kept() {

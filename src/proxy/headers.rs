@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Headers that describe one connection, never forwarded (RFC 9110 7.6.1).
-const HOP_BY_HOP: [HeaderName; 8] = [
+const HOP_BY_HOP: [HeaderName; HOP_COUNT] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -22,6 +22,11 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
+/// How many names [`HOP_BY_HOP`] has.
+const HOP_COUNT: usize = 8;
+/// Where `TE` is in [`HOP_BY_HOP`].
+const TE_INDEX: usize = 5;
+
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -31,35 +36,59 @@ pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 /// `Upgrade` is removed too; the caller puts it back for upgrade requests.
 /// `TE: trailers` is kept, since gRPC needs it end to end.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most requests carry none of these: one pass over the names is
-    // cheaper than nine hashed removals.
-    let present = headers
-        .keys()
-        .any(|name| HOP_BY_HOP.contains(name) || name == header::UPGRADE);
-    if !present {
+    // Most requests carry none of these, and most responses only
+    // `Connection: keep-alive`: one pass over the names finds which are
+    // there, and only those are removed (each removal hashes its name).
+    const UPGRADE_BIT: u16 = 1 << HOP_COUNT;
+    const TE_BIT: u16 = 1 << TE_INDEX;
+    let mut present = 0u16;
+    for name in headers.keys() {
+        if let Some(index) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+            present |= 1 << index;
+        } else if name == header::UPGRADE {
+            present |= UPGRADE_BIT;
+        }
+    }
+    if present == 0 {
         return;
     }
+    // Other headers `Connection` names. Its usual tokens (`close`,
+    // `keep-alive`, `upgrade`) are not looked up: `keep-alive` and
+    // `upgrade` are covered above, and a header named `close` is removed
+    // when there is one.
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|token| {
+            !token.is_empty()
+                && !token.eq_ignore_ascii_case("keep-alive")
+                && !token.eq_ignore_ascii_case("upgrade")
+        })
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+        .filter(|name| headers.contains_key(name))
         .collect();
     for name in named {
         headers.remove(name);
     }
-    let keep_te_trailers = headers
-        .get(header::TE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
-        });
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    let keep_te_trailers = present & TE_BIT != 0
+        && headers
+            .get(header::TE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+            });
+    for (index, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << index) != 0 {
+            headers.remove(name);
+        }
     }
-    headers.remove(header::UPGRADE);
+    if present & UPGRADE_BIT != 0 {
+        headers.remove(header::UPGRADE);
+    }
     if keep_te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
@@ -187,6 +216,50 @@ mod tests {
         strip_hop_by_hop(&mut map);
         assert_eq!(map.len(), 1);
         assert_eq!(map["x-kept"], "yes");
+    }
+
+    #[test]
+    fn headers_named_in_connection_go_with_it_and_others_stay() {
+        // The usual response: only `Connection: keep-alive`.
+        let mut map = h(&[
+            ("connection", "keep-alive"),
+            ("server", "app"),
+            ("content-length", "2"),
+        ]);
+        strip_hop_by_hop(&mut map);
+        assert_eq!(map.len(), 2);
+        assert!(!map.contains_key("connection"));
+
+        // Every token of every `Connection` line, `close` included, in
+        // any case; `Upgrade` named or not.
+        let mut map = h(&[
+            ("connection", "close, X-One"),
+            ("connection", "x-two ,Upgrade"),
+            ("close", "a header really named close"),
+            ("x-one", "1"),
+            ("x-two", "2"),
+            ("upgrade", "websocket"),
+            ("trailer", "x-sum"),
+            ("transfer-encoding", "chunked"),
+            ("proxy-connection", "keep-alive"),
+            ("proxy-authenticate", "Basic"),
+            ("x-kept", "yes"),
+        ]);
+        strip_hop_by_hop(&mut map);
+        assert_eq!(map.len(), 1, "{map:?}");
+        assert_eq!(map["x-kept"], "yes");
+    }
+
+    #[test]
+    fn te_index_names_te() {
+        assert_eq!(HOP_BY_HOP[TE_INDEX], header::TE);
+        // `TE` other than trailers goes, trailers among others stays alone.
+        let mut map = h(&[("te", "deflate, trailers;q=1")]);
+        strip_hop_by_hop(&mut map);
+        assert!(!map.contains_key("te"));
+        let mut map = h(&[("te", "deflate, trailers")]);
+        strip_hop_by_hop(&mut map);
+        assert_eq!(map["te"], "trailers");
     }
 
     #[test]

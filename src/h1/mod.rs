@@ -315,12 +315,14 @@ fn relayable(
     scheme: &str,
 ) -> Option<(usize, Destination)> {
     let host = head.host();
-    if scheme == "http" && tls::answers_plain_http(head.path(), host, &server.tls) {
+    // Checked as UTF-8 once, not for each use.
+    let path = head.path();
+    if scheme == "http" && tls::answers_plain_http(path, host, &server.tls) {
         return None;
     }
     let site = snapshot.hosts.lookup(host)?;
     let routes = snapshot.fast.get(site)?.as_ref()?;
-    let matched = routes.table.lookup(head.path())?;
+    let matched = routes.table.lookup(path)?;
     let route = matched.value;
     let destination = match &route.action {
         Action::Proxy(pool) if head.content_length <= routes.max_body_size => {

@@ -88,3 +88,74 @@ fn no_huge_pages() {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::alloc::{GlobalAlloc, Layout};
+
+    use super::Mimalloc;
+
+    /// Every size and alignment Rust may ask for gets a block aligned as
+    /// asked, on whichever side of `plain` it falls, and keeps its bytes
+    /// when it grows or shrinks across that line.
+    #[test]
+    fn blocks_are_aligned_as_asked_and_keep_their_bytes_through_realloc() {
+        let sizes = [
+            1, 7, 8, 12, 16, 24, 40, 56, 100, 1000, 1025, 2448, 4096, 16384, 70000,
+        ];
+        let aligns = [1, 2, 4, 8, 16, 32, 64, 128, 4096];
+        for &size in &sizes {
+            for &align in &aligns {
+                let layout = Layout::from_size_align(size, align).expect("layout");
+                // SAFETY: a non-zero size; the block is written within its
+                // size and freed with the layout it was made with.
+                unsafe {
+                    let zeroed = Mimalloc.alloc_zeroed(layout);
+                    assert!(!zeroed.is_null());
+                    assert_eq!(
+                        zeroed as usize % align,
+                        0,
+                        "zeroed {size} bytes, align {align}"
+                    );
+                    assert!(std::slice::from_raw_parts(zeroed, size)
+                        .iter()
+                        .all(|b| *b == 0));
+                    Mimalloc.dealloc(zeroed, layout);
+
+                    let mut block = Mimalloc.alloc(layout);
+                    assert!(!block.is_null());
+                    assert_eq!(block as usize % align, 0, "{size} bytes, align {align}");
+                    for i in 0..size {
+                        block.add(i).write(i as u8);
+                    }
+                    for &new_size in &sizes {
+                        let moved = Mimalloc.realloc(block, layout, new_size);
+                        assert!(!moved.is_null());
+                        assert_eq!(
+                            moved as usize % align,
+                            0,
+                            "{size} → {new_size}, align {align}"
+                        );
+                        let kept = size.min(new_size);
+                        for i in 0..kept {
+                            assert_eq!(moved.add(i).read(), i as u8, "{size} → {new_size}");
+                        }
+                        // Back to the first size for the next round.
+                        let new_layout = Layout::from_size_align(new_size, align).expect("layout");
+                        let back = Mimalloc.realloc(moved, new_layout, size);
+                        assert!(!back.is_null());
+                        assert_eq!(back as usize % align, 0);
+                        for i in 0..kept {
+                            assert_eq!(back.add(i).read(), i as u8);
+                        }
+                        for i in kept..size {
+                            back.add(i).write(i as u8);
+                        }
+                        block = back;
+                    }
+                    Mimalloc.dealloc(block, layout);
+                }
+            }
+        }
+    }
+}

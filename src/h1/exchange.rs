@@ -28,6 +28,7 @@ use tokio::time::Sleep;
 
 use super::chunked::Chunked;
 use super::head::{self, Extra, Framing, Kind, RequestHead, ResponseHead, ResponseParse};
+use super::spare::{self, Spare, UPSTREAM_BUFFER};
 use super::{now_or_pending, upstream, Client, Target};
 use crate::balance::{Member, Pick, Tried};
 use crate::encode;
@@ -41,8 +42,6 @@ use crate::snapshot::Snapshot;
 /// Request bodies up to this size are read whole so the request can be
 /// retried on another server (the same limit as `proxy::forward`).
 const REPLAYABLE_BODY: u64 = 64 * 1024;
-/// First read buffer for an upstream response.
-const UPSTREAM_BUFFER: usize = 16 * 1024;
 /// Read buffer once a body turns out to be large.
 const LARGE_BUFFER: usize = 64 * 1024;
 /// Largest upstream response head accepted.
@@ -395,6 +394,7 @@ pub(crate) async fn relay<S: Transport>(
             // is close enough for a 90 s limit.
             member.state.idle.put(conn, answered_at);
         }
+        spare::give(Spare::Upstream, buf);
         drop(server_in_flight);
         let flushed = flush(io, cx.idle_timeout).await;
         return copied && flushed && usable_after(&payload);
@@ -604,7 +604,7 @@ async fn send<S: Transport>(
             Box::pin(stream_body(*io, cbuf, &mut conn, left, *timeout)).await?;
         }
 
-        let mut buf = BytesMut::with_capacity(UPSTREAM_BUFFER);
+        let mut buf = spare::take(Spare::Upstream);
         let mut out = Vec::with_capacity(512);
         loop {
             if !buf.is_empty() {

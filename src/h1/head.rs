@@ -8,7 +8,7 @@
 
 use std::mem::MaybeUninit;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::Method;
 
@@ -251,16 +251,15 @@ pub fn parse_request(buf: &mut BytesMut, max_head: usize) -> Parsed {
     let Some(host) = host else {
         return Parsed::Unusual;
     };
-    let target_range = span(target.as_bytes());
-    let head = buf.split_to(len).freeze();
-    let target = head.slice(target_range);
+    // Copied out rather than split off: the read buffer then keeps its
+    // memory alone, and the next read reuses it instead of allocating.
+    let head = Bytes::copy_from_slice(&buf[..len]);
+    let target = head.slice(span(target.as_bytes()));
     if http::uri::PathAndQuery::from_maybe_shared(target.clone()).is_err() {
         // hyper answers 400 for a target `http` cannot represent.
-        let mut restored = BytesMut::from(&head[..]);
-        restored.extend_from_slice(buf);
-        *buf = restored;
         return Parsed::Unusual;
     }
+    buf.advance(len);
     Parsed::Head(RequestHead {
         method,
         target,
@@ -505,41 +504,44 @@ pub fn parse_response(
     let mut encoded = false;
     let mut varies = false;
     let mut content_type: &[u8] = b"";
-    for field in response.headers.iter() {
-        let name = field.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"date") {
-            dated = true;
-        } else if name.eq_ignore_ascii_case(b"content-type") {
-            content_type = field.value;
-        } else if name.eq_ignore_ascii_case(b"content-encoding")
-            || name.eq_ignore_ascii_case(b"content-range")
-        {
-            encoded = true;
-        } else if name.eq_ignore_ascii_case(b"vary") {
-            varies |= contains_ignore_case(field.value, b"accept-encoding");
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            for token in field.value.split(|&b| b == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close") {
-                    upstream_close = true;
-                } else if !token.is_empty() && listed_count < listed.len() {
-                    listed[listed_count] = token;
-                    listed_count += 1;
+    // Each name is looked up once; the second pass below reads these.
+    let mut names = [Name::Other; MAX_HEADERS];
+    for (field, kind) in response.headers.iter().zip(names.iter_mut()) {
+        *kind = Name::of(field.name.as_bytes());
+        match *kind {
+            Name::Date => dated = true,
+            Name::ContentType => content_type = field.value,
+            Name::ContentEncoding | Name::ContentRange => encoded = true,
+            Name::Vary => varies |= contains_ignore_case(field.value, b"accept-encoding"),
+            Name::Connection => {
+                for token in field.value.split(|&b| b == b',') {
+                    let token = token.trim_ascii();
+                    if token.eq_ignore_ascii_case(b"close") {
+                        upstream_close = true;
+                    } else if !token.is_empty()
+                        && !token.eq_ignore_ascii_case(b"keep-alive")
+                        && listed_count < listed.len()
+                    {
+                        // `keep-alive` is hop-by-hop anyway.
+                        listed[listed_count] = token;
+                        listed_count += 1;
+                    }
                 }
             }
-        } else if name.eq_ignore_ascii_case(b"content-length") {
-            match (length, parse_length(field.value)) {
+            Name::ContentLength => match (length, parse_length(field.value)) {
                 (None, Some(n)) => length = Some(n),
                 (Some(old), Some(n)) if old == n => {}
                 _ => return Err(ResponseError::Length),
+            },
+            Name::TransferEncoding => {
+                transfer_encoded = true;
+                chunked = field
+                    .value
+                    .rsplit(|&b| b == b',')
+                    .next()
+                    .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
             }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            transfer_encoded = true;
-            chunked = field
-                .value
-                .rsplit(|&b| b == b',')
-                .next()
-                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            Name::HopByHop | Name::RequestId | Name::Hsts | Name::Other => {}
         }
     }
     let framing = if extra.head_request || status == 204 || status == 304 {
@@ -574,9 +576,9 @@ pub fn parse_response(
     out.extend_from_slice(b" ");
     out.extend_from_slice(response.reason.unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
-    for field in response.headers.iter() {
+    for (field, &kind) in response.headers.iter().zip(names.iter()) {
         let name = field.name.as_bytes();
-        if !relayed(name, &listed[..listed_count], transfer_encoded, extra) {
+        if !relayed(kind, name, &listed[..listed_count], transfer_encoded, extra) {
             continue;
         }
         out.extend_from_slice(name);
@@ -623,13 +625,88 @@ fn status_digits(status: u16) -> [u8; 3] {
 /// Whether an upstream response header goes on to the client: not
 /// hop-by-hop (nor named by `Connection`), not one wharf sets itself, and
 /// no `Content-Length` beside a `Transfer-Encoding`.
-fn relayed(name: &[u8], listed: &[&[u8]], transfer_encoded: bool, extra: &Extra<'_>) -> bool {
-    let hop = HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
-        || listed.iter().any(|l| name.eq_ignore_ascii_case(l));
-    let replaced = name.eq_ignore_ascii_case(b"x-request-id")
-        || (extra.hsts.is_some() && name.eq_ignore_ascii_case(b"strict-transport-security"))
-        || (transfer_encoded && name.eq_ignore_ascii_case(b"content-length"));
-    !hop && !replaced
+/// `kind` is `Name::of(name)`.
+fn relayed(
+    kind: Name,
+    name: &[u8],
+    listed: &[&[u8]],
+    transfer_encoded: bool,
+    extra: &Extra<'_>,
+) -> bool {
+    match kind {
+        Name::Connection | Name::HopByHop | Name::TransferEncoding | Name::RequestId => false,
+        Name::Hsts => extra.hsts.is_none(),
+        Name::ContentLength => !transfer_encoded,
+        Name::Date
+        | Name::ContentType
+        | Name::ContentEncoding
+        | Name::ContentRange
+        | Name::Vary
+        | Name::Other => !listed.iter().any(|l| name.eq_ignore_ascii_case(l)),
+    }
+}
+
+/// Whether the header name `name` is `known` (lowercase letters and
+/// `-`), ASCII case ignored. Every byte is compared, without stopping at
+/// the first that differs, which lets the compiler compare many at once.
+/// Setting bit 5 lowercases a letter and leaves `-` as it is; the only
+/// other byte it would turn into a letter or `-` is a control byte,
+/// which a header name (a token, checked by `httparse`) cannot hold.
+fn token_is(name: &[u8], known: &[u8]) -> bool {
+    name.len() == known.len()
+        && name
+            .iter()
+            .zip(known)
+            .fold(0, |differ, (&byte, &want)| differ | ((byte | 0x20) ^ want))
+            == 0
+}
+
+/// The response header names wharf looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Name {
+    Date,
+    ContentType,
+    ContentEncoding,
+    ContentRange,
+    Vary,
+    Connection,
+    ContentLength,
+    TransferEncoding,
+    /// Never relayed (RFC 9110 7.6.1), `Upgrade` included: the fast path
+    /// never relays a 101.
+    HopByHop,
+    /// `X-Request-Id`: wharf sets its own.
+    RequestId,
+    /// `Strict-Transport-Security`: wharf sets its own when HSTS is on.
+    Hsts,
+    Other,
+}
+
+impl Name {
+    /// Found by length first: one comparison for most names, where a
+    /// list of names would be compared one by one for every header.
+    fn of(name: &[u8]) -> Name {
+        let is = |known: &[u8]| token_is(name, known);
+        match name.len() {
+            2 if is(b"te") => Name::HopByHop,
+            4 if is(b"date") => Name::Date,
+            4 if is(b"vary") => Name::Vary,
+            7 if is(b"trailer") || is(b"upgrade") => Name::HopByHop,
+            10 if is(b"connection") => Name::Connection,
+            10 if is(b"keep-alive") => Name::HopByHop,
+            12 if is(b"content-type") => Name::ContentType,
+            12 if is(b"x-request-id") => Name::RequestId,
+            13 if is(b"content-range") => Name::ContentRange,
+            14 if is(b"content-length") => Name::ContentLength,
+            16 if is(b"content-encoding") => Name::ContentEncoding,
+            16 if is(b"proxy-connection") => Name::HopByHop,
+            17 if is(b"transfer-encoding") => Name::TransferEncoding,
+            18 if is(b"proxy-authenticate") => Name::HopByHop,
+            19 if is(b"proxy-authorization") => Name::HopByHop,
+            25 if is(b"strict-transport-security") => Name::Hsts,
+            _ => Name::Other,
+        }
+    }
 }
 
 /// The status, reason and relayed headers of a complete upstream response
@@ -661,7 +738,7 @@ pub fn response_parts(buf: &[u8], extra: &Extra<'_>) -> Option<(http::response::
     parts.status = http::StatusCode::from_u16(response.code?).ok()?;
     for field in response.headers.iter() {
         let name = field.name.as_bytes();
-        if !relayed(name, &listed, transfer_encoded, extra) {
+        if !relayed(Name::of(name), name, &listed, transfer_encoded, extra) {
             continue;
         }
         let name = http::HeaderName::from_bytes(name).ok()?;
@@ -761,20 +838,6 @@ pub fn write_extra(out: &mut Vec<u8>, extra: &Extra<'_>) {
     }
     out.extend_from_slice(b"\r\n");
 }
-
-/// Response headers never relayed (RFC 9110 7.6.1); `Upgrade` too, since
-/// the fast path never relays a 101.
-const HOP_BY_HOP: [&[u8]; 9] = [
-    b"connection",
-    b"keep-alive",
-    b"proxy-connection",
-    b"proxy-authenticate",
-    b"proxy-authorization",
-    b"te",
-    b"trailer",
-    b"transfer-encoding",
-    b"upgrade",
-];
 
 /// A short plain-text response like `response::status`, written whole.
 pub fn write_status(
@@ -1029,6 +1092,78 @@ mod tests {
             out,
             "HTTP/1.1 200 OK\r\nDate: Wed, 25 Nov 2026 22:00:00 GMT\r\nContent-Length: 5\r\nX-Kept: yes\r\nx-request-id: req-1\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn every_hop_by_hop_name_is_dropped_in_any_case_and_others_kept() {
+        let hop = [
+            "Connection: Keep-Alive",
+            "KEEP-ALIVE: timeout=5",
+            "Proxy-Connection: keep-alive",
+            "proxy-authenticate: Basic",
+            "Proxy-Authorization: Basic eA==",
+            "TE: trailers",
+            "Trailer: Expires",
+            "Upgrade: h2c",
+            "x-request-ID: theirs",
+        ];
+        // Same lengths as names wharf knows, and names that start like them.
+        let kept = [
+            "Tx: 1",
+            "Dates: 2",
+            "Trailers: 3",
+            "Connections: 4",
+            "Content-Typo: 5",
+            "X-Request-Ids: 6",
+            "Content-Length: 0",
+            "Strict-Transport-Security: max-age=1",
+        ];
+        let text = format!(
+            "HTTP/1.1 200 OK\r\n{}\r\n{}\r\n\r\n",
+            hop.join("\r\n"),
+            kept.join("\r\n")
+        );
+        let (head, out) = response(&text, false);
+        assert_eq!(head.framing, Framing::Length(0));
+        for line in hop {
+            assert!(!out.contains(line), "{line:?} relayed: {out:?}");
+        }
+        for line in kept {
+            assert!(out.contains(line), "{line:?} dropped: {out:?}");
+        }
+
+        // With HSTS on, wharf's own header replaces the upstream's.
+        let id = HeaderValue::from_static("req-1");
+        let hsts = HeaderValue::from_static("max-age=63072000");
+        let extra = Extra {
+            request_id: &id,
+            hsts: Some(&hsts),
+            close: false,
+            head_request: false,
+            compress: false,
+        };
+        let mut out = Vec::new();
+        parse_response(text.as_bytes(), 1024, &extra, &mut out).expect("valid");
+        let out = String::from_utf8(out).expect("utf-8");
+        assert!(!out.contains("max-age=1"), "{out}");
+        assert!(out.contains("strict-transport-security: max-age=63072000\r\n"));
+    }
+
+    #[test]
+    fn header_names_are_matched_ignoring_case_only() {
+        assert!(token_is(b"Content-Length", b"content-length"));
+        assert!(token_is(b"CONTENT-LENGTH", b"content-length"));
+        assert!(!token_is(b"content-lengthx", b"content-length"));
+        assert!(!token_is(b"content_length", b"content-length"));
+        assert!(!token_is(b"content-lengti", b"content-length"));
+        // Every token byte but the letters' two cases differs.
+        for byte in (0x21..0x7fu8).filter(|byte| !byte.is_ascii_alphabetic() && *byte != b'-') {
+            let name = [b't', byte];
+            assert!(!token_is(&name, b"te"), "{byte:#x}");
+        }
+        assert_eq!(Name::of(b"Date"), Name::Date);
+        assert_eq!(Name::of(b"TE"), Name::HopByHop);
+        assert_eq!(Name::of(b"Te-"), Name::Other);
     }
 
     #[test]

@@ -17,13 +17,15 @@
 //! (`server::conn::serve_hyper`) for the rest of its life.
 //!
 //! An idle keep-alive connection holds no buffer: it waits for readability
-//! first and allocates only when a request arrives.
+//! first and takes one only when a request arrives, from the thread's
+//! spare buffers (`spare.rs`) where the last idle connection left its own.
 
 mod chunked;
 mod exchange;
 mod head;
 mod kept;
 mod prefixed;
+mod spare;
 pub mod upstream;
 
 use std::future::Future;
@@ -42,9 +44,7 @@ use crate::server::Server;
 use crate::site::Action;
 use crate::tls;
 use head::Parsed;
-
-/// Buffer for reading a request head; grows up to `max_header_size`.
-const READ_BUFFER: usize = 4096;
+use spare::{Spare, READ_BUFFER};
 
 /// What one connection knows about itself.
 pub(crate) struct Client {
@@ -85,7 +85,7 @@ pub fn serve<S: Transport, H: Send + 'static>(
 
             if buf.is_empty() {
                 // Idle: give the buffer back and wait for the next request.
-                buf = BytesMut::new();
+                spare::give(Spare::Read, std::mem::take(&mut buf));
                 if !Idle::new(&io, timer.as_mut(), idle_timeout, &server, first).await {
                     return;
                 }
@@ -105,7 +105,9 @@ pub fn serve<S: Transport, H: Send + 'static>(
                 if unusual {
                     return Box::pin(handoff(io, buf, peer, server, scheme)).await;
                 }
-                if buf.capacity() - buf.len() < 1024 {
+                if buf.capacity() == 0 {
+                    buf = spare::take(Spare::Read);
+                } else if buf.capacity() - buf.len() < 1024 {
                     buf.reserve(READ_BUFFER.max(buf.len()));
                 }
                 let read = io.read_buf(&mut buf);
@@ -148,7 +150,10 @@ pub fn serve<S: Transport, H: Send + 'static>(
             };
             match next {
                 Next::Request => {}
-                Next::Close => return Box::pin(close(io)).await,
+                Next::Close => {
+                    spare::give(Spare::Read, buf);
+                    return Box::pin(close(io)).await;
+                }
                 Next::Handoff(whole) => {
                     return Box::pin(handoff(io, whole, peer, server, scheme)).await
                 }

@@ -518,7 +518,7 @@ fn rewrite(
     if let Some(host) = host {
         headers.insert(header::HOST, host);
     }
-    head::write_request(out, &head.method, &head.target, &headers);
+    head::write_request(out, &head.method, head.target.as_str().as_bytes(), &headers);
     (ids, client_ip)
 }
 

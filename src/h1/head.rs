@@ -10,6 +10,7 @@ use std::mem::MaybeUninit;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery};
 use http::Method;
 
 use crate::observe::trace::Chosen;
@@ -21,8 +22,9 @@ const MAX_HEADERS: usize = 100;
 #[derive(Debug)]
 pub struct RequestHead {
     pub method: Method,
-    /// The origin-form target, path and query.
-    pub target: Bytes,
+    /// The origin-form target, path and query; checked once, read as
+    /// text from then on without checking again.
+    pub target: PathAndQuery,
     /// The header fields, in the order they came, as spans of `raw`.
     pub fields: Vec<Field>,
     /// The declared body length (0 when there is none).
@@ -39,8 +41,8 @@ pub struct RequestHead {
     pub plain: bool,
     /// The head as it arrived, to give it back when hyper takes over.
     pub raw: Bytes,
-    /// The one `Host` field.
-    host: usize,
+    /// The one `Host` field's value.
+    host: Authority,
 }
 
 /// The header fields the fast path treats specially.
@@ -99,20 +101,15 @@ pub struct Field {
 
 impl RequestHead {
     pub fn path(&self) -> &str {
-        let target = std::str::from_utf8(&self.target).unwrap_or("/");
-        target.split_once('?').map_or(target, |(path, _)| path)
+        self.target.path()
     }
 
     pub fn query(&self) -> Option<&str> {
-        let target = std::str::from_utf8(&self.target).ok()?;
-        target.split_once('?').map(|(_, query)| query)
+        self.target.query()
     }
 
     pub fn host(&self) -> &str {
-        self.fields
-            .get(self.host)
-            .and_then(|field| std::str::from_utf8(self.value(field)).ok())
-            .unwrap_or("")
+        self.host.as_str()
     }
 
     pub fn name(&self, field: &Field) -> &[u8] {
@@ -190,7 +187,7 @@ pub fn parse_request(buf: &mut BytesMut, max_head: usize) -> Parsed {
     let mut close = false;
     let mut compress = false;
     let mut plain = true;
-    let mut host = None;
+    let mut host: Option<&[u8]> = None;
     let base = buf.as_ptr() as usize;
     let span = |bytes: &[u8]| {
         let start = bytes.as_ptr() as usize - base;
@@ -203,7 +200,7 @@ pub fn parse_request(buf: &mut BytesMut, max_head: usize) -> Parsed {
         let kind = Kind::of(name);
         match kind {
             Kind::Host if host.is_some() => return Parsed::Unusual,
-            Kind::Host => host = Some(spans.len()),
+            Kind::Host => host = Some(value),
             Kind::Connection => {
                 for token in value.split(|&b| b == b',') {
                     let token = token.trim_ascii();
@@ -248,17 +245,18 @@ pub fn parse_request(buf: &mut BytesMut, max_head: usize) -> Parsed {
             value: span(value),
         });
     }
-    let Some(host) = host else {
-        return Parsed::Unusual;
-    };
     // Copied out rather than split off: the read buffer then keeps its
     // memory alone, and the next read reuses it instead of allocating.
     let head = Bytes::copy_from_slice(&buf[..len]);
-    let target = head.slice(span(target.as_bytes()));
-    if http::uri::PathAndQuery::from_maybe_shared(target.clone()).is_err() {
-        // hyper answers 400 for a target `http` cannot represent.
+    // hyper answers 400 for a target `http` cannot represent, and serves
+    // a `Host` that is no authority (empty, say) as the general path does.
+    let Ok(target) = PathAndQuery::from_maybe_shared(head.slice(span(target.as_bytes()))) else {
         return Parsed::Unusual;
-    }
+    };
+    let Some(Ok(host)) = host.map(|host| Authority::from_maybe_shared(head.slice(span(host))))
+    else {
+        return Parsed::Unusual;
+    };
     buf.advance(len);
     Parsed::Head(RequestHead {
         method,
@@ -334,7 +332,7 @@ pub fn write_forwarded(
 ) {
     out.extend_from_slice(head.method.as_str().as_bytes());
     out.push(b' ');
-    out.extend_from_slice(&head.target);
+    out.extend_from_slice(head.target.as_str().as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for field in &head.fields {
         let dropped = match field.kind {
@@ -910,10 +908,27 @@ mod tests {
         assert_eq!(head.path(), "/a/b");
         assert_eq!(head.query(), Some("x=1"));
         assert_eq!(head.host(), "example.com");
+        assert_eq!(head.target.as_str(), "/a/b?x=1");
         assert_eq!(head.content_length, 3);
         assert_eq!(head.header_map().get_all("x-two").iter().count(), 2);
         assert!(head.plain);
         assert_eq!(&buf[..], b"abcGET", "the body stays in the buffer");
+    }
+
+    #[test]
+    fn hosts_with_ports_and_ipv6_literals_are_relayed_as_sent() {
+        for host in [
+            "Example.COM:8080",
+            "[::1]:19010",
+            "127.0.0.1",
+            "my_app.internal",
+        ] {
+            let text = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+            let Parsed::Head(head) = parse(&text) else {
+                panic!("{host} not relayed");
+            };
+            assert_eq!(head.host(), host);
+        }
     }
 
     #[test]
@@ -931,6 +946,11 @@ mod tests {
             "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
             "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n",
+            // A `Host` that is no authority.
+            "GET / HTTP/1.1\r\nHost: \r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: é.example\r\n\r\n",
         ] {
             let mut buf = BytesMut::from(text.as_bytes());
             assert!(

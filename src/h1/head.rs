@@ -64,29 +64,28 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Found by length first, like `Name::of`.
     fn of(name: &[u8]) -> Kind {
-        const KINDS: [(&[u8], Kind); 16] = [
-            (b"host", Kind::Host),
-            (b"connection", Kind::Connection),
-            (b"user-agent", Kind::UserAgent),
-            (b"x-forwarded-for", Kind::ForwardedFor),
-            (b"x-forwarded-proto", Kind::ForwardedProto),
-            (b"x-forwarded-host", Kind::ForwardedHost),
-            (b"x-real-ip", Kind::RealIp),
-            (b"x-request-id", Kind::RequestId),
-            (b"traceparent", Kind::Traceparent),
-            (b"tracestate", Kind::Tracestate),
-            (b"keep-alive", Kind::HopByHop),
-            (b"proxy-connection", Kind::HopByHop),
-            (b"proxy-authenticate", Kind::HopByHop),
-            (b"proxy-authorization", Kind::HopByHop),
-            (b"te", Kind::HopByHop),
-            (b"trailer", Kind::HopByHop),
-        ];
-        KINDS
-            .iter()
-            .find(|(known, _)| name.eq_ignore_ascii_case(known))
-            .map_or(Kind::Other, |(_, kind)| *kind)
+        let is = |known: &[u8]| token_is(name, known);
+        match name.len() {
+            2 if is(b"te") => Kind::HopByHop,
+            4 if is(b"host") => Kind::Host,
+            7 if is(b"trailer") => Kind::HopByHop,
+            9 if is(b"x-real-ip") => Kind::RealIp,
+            10 if is(b"connection") => Kind::Connection,
+            10 if is(b"user-agent") => Kind::UserAgent,
+            10 if is(b"keep-alive") => Kind::HopByHop,
+            10 if is(b"tracestate") => Kind::Tracestate,
+            11 if is(b"traceparent") => Kind::Traceparent,
+            12 if is(b"x-request-id") => Kind::RequestId,
+            15 if is(b"x-forwarded-for") => Kind::ForwardedFor,
+            16 if is(b"x-forwarded-host") => Kind::ForwardedHost,
+            16 if is(b"proxy-connection") => Kind::HopByHop,
+            17 if is(b"x-forwarded-proto") => Kind::ForwardedProto,
+            18 if is(b"proxy-authenticate") => Kind::HopByHop,
+            19 if is(b"proxy-authorization") => Kind::HopByHop,
+            _ => Kind::Other,
+        }
     }
 }
 
@@ -233,10 +232,7 @@ pub fn parse_request(buf: &mut BytesMut, max_head: usize) -> Parsed {
             _ => {}
         }
         // What `HeaderValue` accepts; hyper decides about anything else.
-        if !value
-            .iter()
-            .all(|&b| (b >= 0x20 && b != 0x7f) || b == b'\t')
-        {
+        if !all_bytes(value, |b| (b >= 0x20 && b != 0x7f) || b == b'\t') {
             return Parsed::Unusual;
         }
         spans.push(Field {
@@ -295,10 +291,22 @@ fn wants_compression(value: &[u8]) -> bool {
 
 /// A Content-Length value: digits only.
 fn parse_length(value: &[u8]) -> Option<u64> {
-    if value.is_empty() || value.len() > 18 || !value.iter().all(u8::is_ascii_digit) {
+    if value.is_empty() || value.len() > 18 || !all_bytes(value, |b| b.is_ascii_digit()) {
         return None;
     }
-    std::str::from_utf8(value).ok()?.parse().ok()
+    // At most 18 digits: below `u64::MAX`.
+    Some(
+        value
+            .iter()
+            .fold(0, |length, &digit| length * 10 + u64::from(digit - b'0')),
+    )
+}
+
+/// Whether every byte of `bytes` is `ok`. Every byte is looked at, without
+/// stopping at the first that is not, which lets the compiler check many
+/// at once; these are short header values, nearly always all `ok`.
+fn all_bytes(bytes: &[u8], ok: impl Fn(u8) -> bool) -> bool {
+    bytes.iter().fold(true, |all, &byte| all & ok(byte))
 }
 
 /// Writes the head sent upstream: origin-form, HTTP/1.1.
@@ -797,20 +805,20 @@ fn vary_on_encoding(
     transfer_encoded: bool,
     content_type: &[u8],
 ) -> bool {
-    // tower-http compares the value as text; one that is not text counts
-    // as no type at all.
-    let content_type = std::str::from_utf8(content_type)
-        .ok()
-        .filter(|text| {
-            text.bytes()
-                .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
-        })
-        .unwrap_or("");
+    // tower-http compares the value as text (`HeaderValue::to_str`); one
+    // with a byte that is not visible ASCII, space or tab counts as no type
+    // at all.
+    let content_type: &[u8] =
+        if all_bytes(content_type, |b| b == b'\t' || (b' '..=b'~').contains(&b)) {
+            content_type
+        } else {
+            b""
+        };
     let big_enough = transfer_encoded || length.is_none_or(|n| n >= 32);
-    let kind_ok = (!content_type.starts_with("application/grpc")
-        || content_type.starts_with("application/grpc-web"))
-        && (!content_type.starts_with("image/") || content_type.starts_with("image/svg+xml"))
-        && !content_type.starts_with("text/event-stream");
+    let kind_ok = (!content_type.starts_with(b"application/grpc")
+        || content_type.starts_with(b"application/grpc-web"))
+        && (!content_type.starts_with(b"image/") || content_type.starts_with(b"image/svg+xml"))
+        && !content_type.starts_with(b"text/event-stream");
     !matches!(status, 101 | 204 | 206 | 304) && big_enough && kind_ok
 }
 
@@ -1167,6 +1175,61 @@ mod tests {
         let out = String::from_utf8(out).expect("utf-8");
         assert!(!out.contains("max-age=1"), "{out}");
         assert!(out.contains("strict-transport-security: max-age=63072000\r\n"));
+    }
+
+    #[test]
+    fn request_header_kinds_are_found_in_any_case() {
+        let known = [
+            ("host", Kind::Host),
+            ("connection", Kind::Connection),
+            ("user-agent", Kind::UserAgent),
+            ("x-forwarded-for", Kind::ForwardedFor),
+            ("x-forwarded-proto", Kind::ForwardedProto),
+            ("x-forwarded-host", Kind::ForwardedHost),
+            ("x-real-ip", Kind::RealIp),
+            ("x-request-id", Kind::RequestId),
+            ("traceparent", Kind::Traceparent),
+            ("tracestate", Kind::Tracestate),
+            ("keep-alive", Kind::HopByHop),
+            ("proxy-connection", Kind::HopByHop),
+            ("proxy-authenticate", Kind::HopByHop),
+            ("proxy-authorization", Kind::HopByHop),
+            ("te", Kind::HopByHop),
+            ("trailer", Kind::HopByHop),
+        ];
+        for (name, kind) in known {
+            assert_eq!(Kind::of(name.as_bytes()), kind, "{name}");
+            assert_eq!(
+                Kind::of(name.to_ascii_uppercase().as_bytes()),
+                kind,
+                "{name}"
+            );
+            // One letter changed: the same length, another name.
+            let other = name.replacen(|c: char| c.is_ascii_alphabetic(), "q", 1);
+            assert_eq!(Kind::of(other.as_bytes()), Kind::Other, "{other}");
+        }
+        assert_eq!(Kind::of(b"Accept"), Kind::Other);
+    }
+
+    #[test]
+    fn content_lengths_are_read_as_digits_only() {
+        assert_eq!(parse_length(b"0"), Some(0));
+        assert_eq!(parse_length(b"13"), Some(13));
+        assert_eq!(
+            parse_length(b"999999999999999999"),
+            Some(999_999_999_999_999_999)
+        );
+        for bad in [
+            &b""[..],
+            b"1 ",
+            b"+1",
+            b"-1",
+            b"1.0",
+            b"0x10",
+            b"1234567890123456789",
+        ] {
+            assert_eq!(parse_length(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

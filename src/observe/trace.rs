@@ -200,6 +200,15 @@ mod tests {
         out.clear();
         push_hex(&mut out, 0xa, 16);
         assert_eq!(out, b"000000000000000a");
+        for _ in 0..1000 {
+            let value = fastrand::u128(..);
+            out.clear();
+            push_hex(&mut out, value, 32);
+            assert_eq!(out, format!("{value:032x}").as_bytes());
+            out.clear();
+            push_hex(&mut out, value, 16);
+            assert_eq!(out, format!("{:016x}", value as u64).as_bytes());
+        }
         let parent = new_traceparent();
         assert!(valid_traceparent(parent.as_bytes()), "{parent:?}");
         let id = new_request_id();

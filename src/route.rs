@@ -76,14 +76,20 @@ impl HostTable {
 
 /// `example.com:8080` -> `example.com`, `[::1]:8080` -> `[::1]`.
 pub(crate) fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return match host.find(']') {
-            Some(end) => &host[..=end],
+    // Searched as bytes: `str::find` and `rfind` go through the general
+    // pattern machinery, several times the cost of the loop, on every
+    // request.
+    let bytes = host.as_bytes();
+    if bytes.first() == Some(&b'[') {
+        return match bytes.iter().position(|&b| b == b']') {
+            Some(end) => host.get(..=end).unwrap_or(host),
             None => host,
         };
     }
-    match host.rfind(':') {
-        Some(colon) if host[colon + 1..].bytes().all(|b| b.is_ascii_digit()) => &host[..colon],
+    match bytes.iter().rposition(|&b| b == b':') {
+        Some(colon) if bytes[colon + 1..].iter().all(u8::is_ascii_digit) => {
+            host.get(..colon).unwrap_or(host)
+        }
         _ => host,
     }
 }
@@ -164,6 +170,24 @@ mod tests {
         assert_eq!(t.lookup("v1.api.example.com"), Some(2));
         assert_eq!(t.lookup("other.org"), Some(3));
         assert_eq!(t.lookup("[::1]:8080"), Some(3));
+    }
+
+    #[test]
+    fn ports_are_stripped_only_when_they_are_ports() {
+        for (host, bare) in [
+            ("example.com:8080", "example.com"),
+            ("example.com:", "example.com"),
+            ("example.com", "example.com"),
+            ("[::1]:8080", "[::1]"),
+            ("[::1]", "[::1]"),
+            ("[::1", "[::1"),
+            ("a:b", "a:b"),
+            ("127.0.0.1:19010", "127.0.0.1"),
+            ("é.example:80", "é.example"),
+            ("", ""),
+        ] {
+            assert_eq!(strip_port(host), bare, "{host}");
+        }
     }
 
     #[test]

@@ -169,6 +169,11 @@ async fn h2c_client_is_proxied_to_http1_backend() {
     let seen = reply.json();
     assert_eq!(seen["path"], "/h2");
     assert_eq!(seen["headers"]["host"], wharf.addr.to_string());
+    // A POST without a body is sent with its length, which some servers
+    // insist on.
+    let reply = send(&h2c_client(), Method::POST, &wharf.url("/empty"), &[], b"").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["headers"]["content-length"], "0");
 }
 
 fn h2c_client() -> TestClient {
@@ -192,7 +197,7 @@ async fn http2_and_http1_requests_share_kept_upstream_connections() {
     let wharf = Wharf::start("", &proxy_to(backend, ""));
     let (h2, h1) = (h2c_client(), client());
     let mut peers = std::collections::BTreeSet::new();
-    // HTTP/2 (hyper's client, the general path), then HTTP/1.1 (the fast
+    // HTTP/2 (the general path, h1::client), then HTTP/1.1 (the fast
     // path), then HTTP/2 again: one kept connection carries them all. A
     // connection the general path used stays hot for it for a second, and
     // is a bare socket again, which either path takes, after that.
@@ -344,4 +349,172 @@ async fn upstream_connections_are_kept_alive_and_reused() {
             .to_string(),
     );
     assert_eq!(peers.len(), 1, "upstream connections: {peers:?}");
+}
+
+/// A backend that answers each request with the reply its path names,
+/// written in the pieces given (each piece its own write, 20 ms apart),
+/// and counts the connections it accepted. After a reply marked `close`
+/// it closes the connection.
+async fn scripted_backend(
+    replies: Vec<(&'static str, Vec<&'static [u8]>, bool)>,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let replies = std::sync::Arc::new(replies);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let replies = replies.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        let mut chunk = [0u8; 4096];
+                        match stream.read(&mut chunk).await {
+                            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                            _ => return,
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                    buf.drain(..end + 4);
+                    let path = head.split(' ').nth(1).unwrap_or_default().to_string();
+                    let Some((_, pieces, close)) = replies.iter().find(|(p, _, _)| *p == path)
+                    else {
+                        return;
+                    };
+                    for piece in pieces {
+                        if stream.write_all(piece).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    if *close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_answers_are_relayed_whatever_the_upstream_framing_and_reuse_follows_it() {
+    use std::sync::atomic::Ordering;
+    let (backend, accepted) = scripted_backend(vec![
+        (
+            "/length",
+            vec![
+                b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\nX-App: 1\r\n",
+                b"Connection: keep-alive, X-Hop\r\nX-Hop: secret\r\n\r\nhello",
+                b" world",
+            ],
+            false,
+        ),
+        (
+            "/chunked",
+            vec![
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+                b"lo\r\n1;ext=1\r\n \r\n5\r\nworld\r\n3\r\nabc\r\n",
+                b"0\r\nX-Trailer: t\r\n\r\n",
+            ],
+            false,
+        ),
+        (
+            "/early-hints",
+            vec![
+                b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\n",
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnope",
+            ],
+            false,
+        ),
+        ("/empty", vec![b"HTTP/1.1 204 No Content\r\n\r\n"], false),
+        (
+            "/head",
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n"],
+            false,
+        ),
+        (
+            "/until-close",
+            vec![b"HTTP/1.1 200 OK\r\n\r\nall of ", b"this"],
+            true,
+        ),
+        (
+            "/short",
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this"],
+            true,
+        ),
+        ("/garbage", vec![b"SPDY/3 200 OK\r\n\r\n"], true),
+    ])
+    .await;
+    let wharf = Wharf::start("", &proxy_to(backend, ""));
+    let h2 = h2c_client();
+
+    // Kept-alive framings: all of them over one upstream connection.
+    for round in 0..2 {
+        let reply = send(&h2, Method::GET, &wharf.url("/length"), &[], b"").await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.text(), "hello world");
+        assert_eq!(reply.header("x-app"), Some("1"));
+        assert_eq!(
+            reply.header("x-hop"),
+            None,
+            "a header Connection names was relayed"
+        );
+        assert!(reply.header("x-request-id").is_some());
+
+        let reply = send(&h2, Method::GET, &wharf.url("/chunked"), &[], b"").await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.text(), "hello worldabc", "chunks decoded");
+
+        let reply = send(&h2, Method::GET, &wharf.url("/early-hints"), &[], b"").await;
+        assert_eq!(reply.status, 404, "the final answer after a 1xx");
+        assert_eq!(reply.text(), "nope");
+
+        let reply = send(&h2, Method::GET, &wharf.url("/empty"), &[], b"").await;
+        assert_eq!(reply.status, 204);
+        assert!(reply.body.is_empty());
+
+        let reply = send(&h2, Method::HEAD, &wharf.url("/head"), &[], b"").await;
+        assert_eq!(reply.status, 200);
+        assert!(
+            reply.body.is_empty(),
+            "HEAD: no body whatever the length says"
+        );
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "round {round}: a kept-alive answer did not leave its connection for the next"
+        );
+    }
+
+    // A body until close: relayed whole, and that connection is not reused.
+    let reply = send(&h2, Method::GET, &wharf.url("/until-close"), &[], b"").await;
+    assert_eq!(reply.text(), "all of this");
+    let reply = send(&h2, Method::GET, &wharf.url("/length"), &[], b"").await;
+    assert_eq!(reply.text(), "hello world");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+
+    // A body cut short fails the stream, not wharf; the next request
+    // is served.
+    let request = http::Request::get(wharf.url("/short"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .expect("request");
+    let response = h2.request(request).await.expect("head of /short");
+    let body = http_body_util::BodyExt::collect(response.into_body()).await;
+    assert!(body.is_err(), "a truncated body arrived as complete");
+
+    let reply = send(&h2, Method::GET, &wharf.url("/garbage"), &[], b"").await;
+    assert_eq!(reply.status, 502);
+    let reply = send(&h2, Method::GET, &wharf.url("/chunked"), &[], b"").await;
+    assert_eq!(reply.text(), "hello worldabc");
 }

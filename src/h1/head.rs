@@ -619,6 +619,182 @@ pub fn parse_response(
     }))
 }
 
+/// An upstream response head for the general path (`h1::client`): the
+/// status and the headers as `http` types, hop-by-hop headers left out.
+#[derive(Debug)]
+pub struct MappedHead {
+    pub parts: http::response::Parts,
+    pub framing: Framing,
+    /// The upstream connection may carry another request afterwards.
+    pub reusable: bool,
+}
+
+/// The outcome of [`map_response`].
+#[derive(Debug)]
+pub enum MapParse {
+    Partial,
+    /// A 1xx response (not 101) of this many bytes: skip it.
+    Informational(usize),
+    Complete(MappedHead),
+}
+
+/// Parses the upstream response head at the start of `buf` and, when it
+/// is complete, splits it off `buf` into a `HeaderMap` whose values share
+/// the head's bytes (no copy per value). Left out: `Connection`, the
+/// headers it names, the other hop-by-hop headers, and `Content-Length`
+/// beside a `Transfer-Encoding` (the body is handed on decoded).
+/// `head_request`: the request was HEAD, so the body is empty whatever
+/// the headers say.
+pub fn map_response(
+    buf: &mut BytesMut,
+    max_head: usize,
+    head_request: bool,
+) -> Result<MapParse, ResponseError> {
+    type Span = std::ops::Range<usize>;
+    let mut spans: [(Name, Span, Span); MAX_HEADERS] =
+        [const { (Name::Other, 0..0, 0..0) }; MAX_HEADERS];
+    let mut count = 0;
+    let (len, status, reason, http10, framing, upstream_close) = {
+        let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut []);
+        let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut response,
+            buf,
+            &mut fields,
+        ) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if buf.len() <= max_head => return Ok(MapParse::Partial),
+            Ok(httparse::Status::Partial) => return Err(ResponseError::TooLarge(max_head)),
+            Err(error) => return Err(ResponseError::Parse(error)),
+        };
+        let status = response.code.unwrap_or(502);
+        if status == 101 {
+            return Err(ResponseError::Switching);
+        }
+        if (100..200).contains(&status) {
+            return Ok(MapParse::Informational(len));
+        }
+        let base = buf.as_ptr() as usize;
+        let span = |part: &[u8]| {
+            let start = part.as_ptr() as usize - base;
+            start..start + part.len()
+        };
+        let mut listed: [&[u8]; 8] = [b""; 8];
+        let mut listed_count = 0;
+        let mut upstream_close = response.version != Some(1);
+        let mut length: Option<u64> = None;
+        let mut chunked = false;
+        let mut transfer_encoded = false;
+        for (field, slot) in response.headers.iter().zip(spans.iter_mut()) {
+            let kind = Name::of(field.name.as_bytes());
+            match kind {
+                Name::Connection => {
+                    for token in field.value.split(|&b| b == b',') {
+                        let token = token.trim_ascii();
+                        if token.eq_ignore_ascii_case(b"close") {
+                            upstream_close = true;
+                        } else if !token.is_empty()
+                            && !token.eq_ignore_ascii_case(b"keep-alive")
+                            && listed_count < listed.len()
+                        {
+                            listed[listed_count] = token;
+                            listed_count += 1;
+                        }
+                    }
+                }
+                Name::ContentLength => match (length, parse_length(field.value)) {
+                    (None, Some(n)) => length = Some(n),
+                    (Some(old), Some(n)) if old == n => {}
+                    _ => return Err(ResponseError::Length),
+                },
+                Name::TransferEncoding => {
+                    transfer_encoded = true;
+                    chunked = field
+                        .value
+                        .rsplit(|&b| b == b',')
+                        .next()
+                        .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                }
+                _ => {}
+            }
+            *slot = (kind, span(field.name.as_bytes()), span(field.value));
+            count += 1;
+        }
+        // Second pass over the kept spans: drop what is not relayed.
+        let mut kept = 0;
+        for index in 0..count {
+            let (kind, name, _) = &spans[index];
+            let relayed = match kind {
+                Name::Connection | Name::HopByHop | Name::TransferEncoding => false,
+                Name::ContentLength => !transfer_encoded,
+                _ => {
+                    let name = &buf[name.clone()];
+                    !listed[..listed_count]
+                        .iter()
+                        .any(|l| name.eq_ignore_ascii_case(l))
+                }
+            };
+            if relayed {
+                spans.swap(kept, index);
+                kept += 1;
+            }
+        }
+        count = kept;
+        let framing = if head_request || status == 204 || status == 304 {
+            Framing::Empty
+        } else if transfer_encoded {
+            if chunked {
+                Framing::Chunked
+            } else {
+                Framing::Close
+            }
+        } else if let Some(n) = length {
+            Framing::Length(n)
+        } else {
+            Framing::Close
+        };
+        let reason = response.reason.map(|reason| span(reason.as_bytes()));
+        (
+            len,
+            status,
+            reason,
+            response.version == Some(0),
+            framing,
+            upstream_close,
+        )
+    };
+
+    let head = buf.split_to(len).freeze();
+    let (mut parts, ()) = http::Response::new(()).into_parts();
+    parts.status = http::StatusCode::from_u16(status)
+        .map_err(|_| ResponseError::Parse(httparse::Error::Status))?;
+    if http10 {
+        parts.version = http::Version::HTTP_10;
+    }
+    if let Some(reason) = reason {
+        let reason = &head[reason];
+        if !reason.is_empty() && parts.status.canonical_reason().map(str::as_bytes) != Some(reason)
+        {
+            if let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason.to_vec()) {
+                parts.extensions.insert(phrase);
+            }
+        }
+    }
+    parts.headers.reserve(count);
+    for (_, name, value) in &spans[..count] {
+        let name = HeaderName::from_bytes(&head[name.clone()])
+            .map_err(|_| ResponseError::Parse(httparse::Error::HeaderName))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value.clone()))
+            .map_err(|_| ResponseError::Parse(httparse::Error::HeaderValue))?;
+        parts.headers.append(name, value);
+    }
+    Ok(MapParse::Complete(MappedHead {
+        parts,
+        framing,
+        reusable: !upstream_close && framing != Framing::Close,
+    }))
+}
+
 /// The three digits of a status code (httparse accepts exactly three).
 fn status_digits(status: u16) -> [u8; 3] {
     [
@@ -902,6 +1078,156 @@ mod tests {
     fn parse(text: &str) -> Parsed {
         let mut buf = BytesMut::from(text.as_bytes());
         parse_request(&mut buf, 64 * 1024)
+    }
+
+    fn mapped(text: &str, head_request: bool) -> (MappedHead, BytesMut) {
+        let mut buf = BytesMut::from(text.as_bytes());
+        match map_response(&mut buf, 64 * 1024, head_request) {
+            Ok(MapParse::Complete(head)) => (head, buf),
+            other => panic!("not complete: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_mapped_response_keeps_end_to_end_headers_and_leaves_the_body() {
+        let (head, rest) = mapped(
+            "HTTP/1.1 201 Created\r\nServer: app\r\nConnection: keep-alive, X-Secret\r\n\
+             X-Secret: 1\r\nKeep-Alive: timeout=5\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\
+             Content-Length: 5\r\nX-Request-Id: theirs\r\n\r\nhelloHTTP",
+            false,
+        );
+        assert_eq!(head.parts.status, 201);
+        assert_eq!(head.framing, Framing::Length(5));
+        assert!(head.reusable);
+        let headers = &head.parts.headers;
+        assert_eq!(
+            headers.get("server").map(|v| v.as_bytes()),
+            Some(&b"app"[..])
+        );
+        assert_eq!(
+            headers.get_all("set-cookie").iter().count(),
+            2,
+            "repeated headers kept"
+        );
+        assert_eq!(
+            headers.get("content-length").map(|v| v.as_bytes()),
+            Some(&b"5"[..])
+        );
+        for gone in ["connection", "x-secret", "keep-alive"] {
+            assert!(!headers.contains_key(gone), "{gone} relayed");
+        }
+        // The general path sets its own id over this one.
+        assert!(headers.contains_key("x-request-id"));
+        assert!(head
+            .parts
+            .extensions
+            .get::<hyper::ext::ReasonPhrase>()
+            .is_none());
+        assert_eq!(&rest[..], b"helloHTTP", "the body stays in the buffer");
+    }
+
+    #[test]
+    fn mapped_framing_follows_rfc_9112() {
+        let chunked = mapped(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 9\r\n\r\n",
+            false,
+        )
+        .0;
+        assert_eq!(chunked.framing, Framing::Chunked);
+        assert!(chunked.reusable);
+        assert!(!chunked.parts.headers.contains_key("transfer-encoding"));
+        assert!(
+            !chunked.parts.headers.contains_key("content-length"),
+            "a length beside Transfer-Encoding is not the decoded body's"
+        );
+        let cases = [
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+                false,
+                Framing::Close,
+                false,
+            ),
+            ("HTTP/1.1 200 OK\r\n\r\n", false, Framing::Close, false),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\n",
+                false,
+                Framing::Length(3),
+                false,
+            ),
+            (
+                "HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\n",
+                false,
+                Framing::Length(3),
+                false,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n",
+                true,
+                Framing::Empty,
+                true,
+            ),
+            (
+                "HTTP/1.1 204 No Content\r\n\r\n",
+                false,
+                Framing::Empty,
+                true,
+            ),
+            (
+                "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n",
+                false,
+                Framing::Empty,
+                true,
+            ),
+        ];
+        for (text, head_request, framing, reusable) in cases {
+            let (head, _) = mapped(text, head_request);
+            assert_eq!(head.framing, framing, "{text:?}");
+            assert_eq!(head.reusable, reusable, "{text:?}");
+        }
+        let (old, _) = mapped("HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\n", false);
+        assert_eq!(old.parts.version, http::Version::HTTP_10);
+    }
+
+    #[test]
+    fn mapping_skips_1xx_waits_for_the_whole_head_and_refuses_bad_ones() {
+        let mut buf =
+            BytesMut::from(&b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200"[..]);
+        assert!(matches!(
+            map_response(&mut buf, 1024, false),
+            Ok(MapParse::Informational(40))
+        ));
+        let mut partial = BytesMut::from(&b"HTTP/1.1 200 OK\r\nServer: a"[..]);
+        assert!(matches!(
+            map_response(&mut partial, 1024, false),
+            Ok(MapParse::Partial)
+        ));
+        assert!(matches!(
+            map_response(&mut partial, 10, false),
+            Err(ResponseError::TooLarge(10))
+        ));
+        for bad in [
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+            "HTTP/1.1 2000 OK\r\n\r\n",
+            "NOT HTTP\r\n\r\n",
+        ] {
+            let mut buf = BytesMut::from(bad.as_bytes());
+            assert!(
+                map_response(&mut buf, 1024, false).is_err(),
+                "{bad:?} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn a_reason_other_than_the_usual_one_is_kept() {
+        let (head, _) = mapped(
+            "HTTP/1.1 200 Fine Thanks\r\nContent-Length: 0\r\n\r\n",
+            false,
+        );
+        let reason = head.parts.extensions.get::<hyper::ext::ReasonPhrase>();
+        assert_eq!(reason.map(|r| r.as_bytes()), Some(&b"Fine Thanks"[..]));
     }
 
     #[test]

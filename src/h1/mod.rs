@@ -21,6 +21,7 @@
 //! spare buffers (`spare.rs`) where the last idle connection left its own.
 
 mod chunked;
+pub mod client;
 mod exchange;
 mod head;
 mod kept;

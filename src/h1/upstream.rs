@@ -1,7 +1,7 @@
 //! Keep-alive TCP connections to one upstream server, kept in the
 //! server's `ServerState` (so they survive reloads) and shared by the fast
 //! path and the general path (`proxy::pool`, which runs hyper's client on
-//! them one request at a time).
+//! them one request at a time, and `h1::client`, one request at a time too).
 //!
 //! A connection is taken for one request and put back only once its
 //! response was read to the end. Before reuse, a connection the server

@@ -70,9 +70,11 @@ impl Payload {
     }
 }
 
-/// How one attempt ended.
+/// How one attempt ended. Lives on the stack of one request for a moment;
+/// boxing the response would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
 enum Attempt {
-    Answered(Response<Incoming>, pool::Lease),
+    Answered(Response<pool::Upstream>, pool::Lease),
     /// The connection could not be made: nothing was sent.
     ConnectFailed(pool::SendError),
     Failed(pool::SendError),
@@ -308,7 +310,7 @@ pin_project_lite::pin_project! {
     /// until the body is finished or dropped.
     struct Tracked {
         #[pin]
-        inner: Incoming,
+        inner: pool::Upstream,
         lease: Option<pool::Lease>,
         _in_flight: InFlight,
     }
@@ -316,12 +318,12 @@ pin_project_lite::pin_project! {
 
 impl http_body::Body for Tracked {
     type Data = bytes::Bytes;
-    type Error = hyper::Error;
+    type Error = body::BoxError;
 
     fn poll_frame(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, hyper::Error>>> {
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, body::BoxError>>> {
         let mut this = self.project();
         let polled = this.inner.as_mut().poll_frame(cx);
         let ended = match &polled {

@@ -17,18 +17,22 @@
 //! anything was written, are safe to retry; anything later may not be.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use http::{header, Request, Response, Version};
+use http::{header, Method, Request, Response, Version};
+use http_body::{Body as _, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::balance::state::ServerState;
-use crate::body::Body;
+use crate::body::{Body, BoxError};
+use crate::h1::client::{self, BareBody, ClientError};
 use crate::h1::upstream;
 
 /// A hot connection unused this long becomes a bare idle socket again.
@@ -130,10 +134,44 @@ pub enum SendError {
     },
     /// The request may have reached the server.
     #[error("request to {addr} failed: {source}")]
-    Failed {
-        addr: SocketAddr,
-        source: hyper::Error,
-    },
+    Failed { addr: SocketAddr, source: BoxError },
+}
+
+/// A response body from an upstream server: through hyper's client, or
+/// read from a bare socket by `h1::client`.
+#[derive(Debug)]
+pub enum Upstream {
+    Hyper(Incoming),
+    Bare(BareBody),
+}
+
+impl http_body::Body for Upstream {
+    type Data = bytes::Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<bytes::Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Upstream::Hyper(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            Upstream::Bare(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Upstream::Hyper(body) => body.is_end_stream(),
+            Upstream::Bare(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Upstream::Hyper(body) => body.size_hint(),
+            Upstream::Bare(body) => body.size_hint(),
+        }
+    }
 }
 
 impl SendError {
@@ -168,13 +206,44 @@ impl Lease {
 /// Sends `request` to the server of `state`, on an idle connection when
 /// there is one. A pooled connection that turns out to be closed before
 /// the request was written is replaced transparently.
+///
+/// A request without a body (and no upgrade) is exchanged on a bare
+/// socket by `h1::client`; the others through hyper's client.
 pub async fn send(
+    state: &Arc<ServerState>,
+    request: Request<Body>,
+    connect_timeout: Duration,
+) -> Result<(Response<Upstream>, Lease), SendError> {
+    let addr = state.addr;
+    let upgrade = request.headers().contains_key(header::UPGRADE);
+    if !upgrade && request.body().is_end_stream() && request.method() != Method::CONNECT {
+        let lease = Lease {
+            sender: None,
+            complete: None,
+            state: state.clone(),
+        };
+        let (parts, _empty) = request.into_parts();
+        return match client::send(state, &parts, connect_timeout).await {
+            Ok(response) => Ok((response.map(Upstream::Bare), lease)),
+            Err(ClientError::Connect(source)) => Err(SendError::Connect { addr, source }),
+            Err(error) => Err(SendError::Failed {
+                addr,
+                source: error.into(),
+            }),
+        };
+    }
+    let (response, lease) = send_hyper(state, request, connect_timeout, upgrade).await?;
+    Ok((response.map(Upstream::Hyper), lease))
+}
+
+/// `send` through hyper's HTTP/1.1 client.
+async fn send_hyper(
     state: &Arc<ServerState>,
     mut request: Request<Body>,
     connect_timeout: Duration,
+    upgrade: bool,
 ) -> Result<(Response<Incoming>, Lease), SendError> {
     let addr = state.addr;
-    let upgrade = request.headers().contains_key(header::UPGRADE);
     loop {
         // A hot connection is run without upgrades; an upgrade gets a
         // connection of its own.
@@ -196,7 +265,7 @@ pub async fn send(
                     None => {
                         return Err(SendError::Failed {
                             addr,
-                            source: error.into_error(),
+                            source: error.into_error().into(),
                         })
                     }
                 },
@@ -239,7 +308,7 @@ pub async fn send(
                 _ => {
                     return Err(SendError::Failed {
                         addr,
-                        source: error.into_error(),
+                        source: error.into_error().into(),
                     })
                 }
             },

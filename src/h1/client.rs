@@ -20,7 +20,7 @@ use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::{header, Method, Response};
+use http::{header, HeaderMap, Method, Response};
 use http_body::{Frame, SizeHint};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -74,32 +74,46 @@ pub enum BodyError {
     Chunk(#[from] ChunkError),
 }
 
-/// Sends the request of `request` (whose body is empty) to the server of `state`,
-/// on an idle connection when there is one, and reads the response head.
-/// A pooled connection the server closed meanwhile is replaced by a new
-/// one when that cannot make an effect happen twice: when writing to it
-/// failed, or when it closed without a byte of answer to an idempotent
-/// request.
+/// The request head to write.
+#[derive(Debug, Clone, Copy)]
+pub struct Head<'a> {
+    pub method: &'a Method,
+    /// Origin-form target.
+    pub target: &'a [u8],
+    pub headers: &'a HeaderMap,
+    /// Sent as `Host` when `headers` has none.
+    pub default_host: &'a [u8],
+}
+
+/// Sends the request `request` (which has no body) to the server of
+/// `state`, on an idle connection when there is one, and reads the
+/// response head. A pooled connection the server closed meanwhile is
+/// replaced by a new one when that cannot make an effect happen twice:
+/// when writing to it failed, or when it closed without a byte of answer
+/// to an idempotent request.
 pub async fn send(
     state: &Arc<ServerState>,
-    request: &http::request::Parts,
+    request: Head<'_>,
     connect_timeout: Duration,
 ) -> Result<Response<BareBody>, ClientError> {
-    let method = &request.method;
-    let target = request
-        .uri
-        .path_and_query()
-        .map_or("/", |target| target.as_str());
+    let method = request.method;
     let mut out = Vec::with_capacity(512);
-    head::write_request(&mut out, method, target.as_bytes(), &request.headers);
+    head::write_request(&mut out, method, request.target, request.headers);
+    // Both added before the blank line that ends the head.
+    out.truncate(out.len() - 2);
+    if !request.headers.contains_key(header::HOST) {
+        out.extend_from_slice(b"host: ");
+        out.extend_from_slice(request.default_host);
+        out.extend_from_slice(b"\r\n");
+    }
     if matches!(*method, Method::POST | Method::PUT | Method::PATCH)
         && !request.headers.contains_key(header::CONTENT_LENGTH)
     {
         // Say the body is empty: some servers refuse these methods
         // without a length (411).
-        out.truncate(out.len() - 2);
-        out.extend_from_slice(b"content-length: 0\r\n\r\n");
+        out.extend_from_slice(b"content-length: 0\r\n");
     }
+    out.extend_from_slice(b"\r\n");
     let head_request = *method == Method::HEAD;
     let idempotent = method.is_idempotent();
 

@@ -14,6 +14,7 @@ mod upgrade;
 
 use std::net::{IpAddr, SocketAddr};
 
+use futures_util::future::Either;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
@@ -23,6 +24,7 @@ use hyper::body::Incoming;
 use crate::balance::state::InFlight;
 use crate::balance::{Pick, Pool, Tried};
 use crate::body::{self, Body};
+use crate::h1::client as h1_client;
 use crate::response;
 
 /// Facts about the client connection, put in each request's extensions by
@@ -157,6 +159,12 @@ pub async fn forward(
         Payload::Streaming(Some(incoming))
     };
 
+    // A request without a body (nearly every GET) goes to the upstream
+    // by `h1::client` on a bare socket; the others through hyper's client.
+    let bare = upgrade.is_none()
+        && method != Method::CONNECT
+        && matches!(&payload, Payload::Held(body) if body.is_empty());
+
     pool.budget.deposit();
     let mut tried = Tried::default();
     let mut attempt = 0u32;
@@ -169,31 +177,44 @@ pub async fn forward(
         let member = &pool.members[index];
         let in_flight = member.state.start_request();
 
-        // Origin-form target: the connection already names the server.
-        let uri = Uri::from(path.clone());
-        let may_retry_later = payload.replayable() && attempt < retries;
-        let mut request = Request::new(payload.take(max_body_size));
-        *request.method_mut() = method.clone();
-        *request.uri_mut() = uri;
-        *request.version_mut() = Version::HTTP_11;
-        *request.headers_mut() = if may_retry_later {
-            parts.headers.clone()
-        } else {
-            std::mem::take(&mut parts.headers)
-        };
-
         let sent = std::time::Instant::now();
-        if !request.headers().contains_key(header::HOST) {
-            if let Ok(value) = HeaderValue::from_str(member.authority.as_str()) {
-                request.headers_mut().insert(header::HOST, value);
+        let send = if bare {
+            // Written from `parts` as they are: nothing to clone or build.
+            Either::Left(pool::send_bare(
+                &member.state,
+                h1_client::Head {
+                    method: &method,
+                    target: path.as_str().as_bytes(),
+                    headers: &parts.headers,
+                    default_host: member.authority.as_str().as_bytes(),
+                },
+                pool.settings.connect_timeout,
+            ))
+        } else {
+            // Origin-form target: the connection already names the server.
+            let uri = Uri::from(path.clone());
+            let may_retry_later = payload.replayable() && attempt < retries;
+            let mut request = Request::new(payload.take(max_body_size));
+            *request.method_mut() = method.clone();
+            *request.uri_mut() = uri;
+            *request.version_mut() = Version::HTTP_11;
+            *request.headers_mut() = if may_retry_later {
+                parts.headers.clone()
+            } else {
+                std::mem::take(&mut parts.headers)
+            };
+            if !request.headers().contains_key(header::HOST) {
+                if let Ok(value) = HeaderValue::from_str(member.authority.as_str()) {
+                    request.headers_mut().insert(header::HOST, value);
+                }
             }
-        }
-        let outcome = match tokio::time::timeout(
-            pool.settings.response_timeout,
-            pool::send(&member.state, request, pool.settings.connect_timeout),
-        )
-        .await
-        {
+            Either::Right(pool::send(
+                &member.state,
+                request,
+                pool.settings.connect_timeout,
+            ))
+        };
+        let outcome = match tokio::time::timeout(pool.settings.response_timeout, send).await {
             Ok(Ok((response, lease))) => Attempt::Answered(response, lease),
             Ok(Err(error)) if error.is_connect() => Attempt::ConnectFailed(error),
             Ok(Err(error)) => Attempt::Failed(error),

@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use http::{header, Method, Request, Response, Version};
-use http_body::{Body as _, Frame, SizeHint};
+use http::{header, Request, Response, Version};
+use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, Connection, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -203,35 +203,39 @@ impl Lease {
     }
 }
 
-/// Sends `request` to the server of `state`, on an idle connection when
-/// there is one. A pooled connection that turns out to be closed before
-/// the request was written is replaced transparently.
-///
-/// A request without a body (and no upgrade) is exchanged on a bare
-/// socket by `h1::client`; the others through hyper's client.
+/// Sends a request without a body to the server of `state` on a bare
+/// socket (`h1::client`), idle or new.
+pub async fn send_bare(
+    state: &Arc<ServerState>,
+    head: client::Head<'_>,
+    connect_timeout: Duration,
+) -> Result<(Response<Upstream>, Lease), SendError> {
+    let addr = state.addr;
+    // Nothing to give back: the body puts the socket back itself.
+    let lease = Lease {
+        sender: None,
+        complete: None,
+        state: state.clone(),
+    };
+    match client::send(state, head, connect_timeout).await {
+        Ok(response) => Ok((response.map(Upstream::Bare), lease)),
+        Err(ClientError::Connect(source)) => Err(SendError::Connect { addr, source }),
+        Err(error) => Err(SendError::Failed {
+            addr,
+            source: error.into(),
+        }),
+    }
+}
+
+/// Sends `request` to the server of `state` through hyper's client, on an
+/// idle connection when there is one. A pooled connection that turns out
+/// to be closed before the request was written is replaced transparently.
 pub async fn send(
     state: &Arc<ServerState>,
     request: Request<Body>,
     connect_timeout: Duration,
 ) -> Result<(Response<Upstream>, Lease), SendError> {
-    let addr = state.addr;
     let upgrade = request.headers().contains_key(header::UPGRADE);
-    if !upgrade && request.body().is_end_stream() && request.method() != Method::CONNECT {
-        let lease = Lease {
-            sender: None,
-            complete: None,
-            state: state.clone(),
-        };
-        let (parts, _empty) = request.into_parts();
-        return match client::send(state, &parts, connect_timeout).await {
-            Ok(response) => Ok((response.map(Upstream::Bare), lease)),
-            Err(ClientError::Connect(source)) => Err(SendError::Connect { addr, source }),
-            Err(error) => Err(SendError::Failed {
-                addr,
-                source: error.into(),
-            }),
-        };
-    }
     let (response, lease) = send_hyper(state, request, connect_timeout, upgrade).await?;
     Ok((response.map(Upstream::Hyper), lease))
 }

@@ -518,3 +518,93 @@ async fn http2_answers_are_relayed_whatever_the_upstream_framing_and_reuse_follo
     let reply = send(&h2, Method::GET, &wharf.url("/chunked"), &[], b"").await;
     assert_eq!(reply.text(), "hello worldabc");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http2_forwarded_headers_and_ids_are_replaced_once_and_the_rest_kept() {
+    let backend = echo().await;
+    let wharf = Wharf::start("", &proxy_to(backend, ""));
+    let h2 = h2c_client();
+    // From an untrusted client: every forwarded header and every
+    // malformed id replaced, each sent once (the echo backend shows a
+    // repeated header as a list).
+    let reply = send(
+        &h2,
+        Method::GET,
+        &wharf.url("/who?x=1"),
+        &[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-real-ip", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil.example"),
+            ("x-request-id", "not valid"),
+            ("traceparent", "00-nonsense-01"),
+            ("tracestate", "vendor=1"),
+            ("x-app", "kept"),
+        ],
+        b"",
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let seen = reply.json();
+    let headers = &seen["headers"];
+    let authority = wharf.addr.to_string();
+    assert_eq!(headers["host"], authority.as_str(), "Host from :authority");
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(headers["x-real-ip"], "127.0.0.1");
+    assert_eq!(headers["x-forwarded-proto"], "http");
+    assert_eq!(headers["x-forwarded-host"], authority.as_str());
+    assert_eq!(headers["x-app"], "kept");
+    let id = headers["x-request-id"].as_str().expect("one request id");
+    assert_ne!(id, "not valid");
+    assert_eq!(reply.header("x-request-id"), Some(id), "the id sent back");
+    let parent = headers["traceparent"].as_str().expect("one traceparent");
+    assert!(parent.starts_with("00-") && parent.len() == 55, "{parent}");
+    assert!(
+        headers.get("tracestate").is_none(),
+        "tracestate of a replaced trace was forwarded"
+    );
+    assert_eq!(seen["path"], "/who");
+    assert_eq!(seen["query"], "x=1");
+
+    // Well-formed ids are kept, with their tracestate.
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let reply = send(
+        &h2,
+        Method::GET,
+        &wharf.url("/kept"),
+        &[
+            ("x-request-id", "client-id-1"),
+            ("traceparent", parent),
+            ("tracestate", "vendor=1"),
+        ],
+        b"",
+    )
+    .await;
+    let headers = &reply.json()["headers"];
+    assert_eq!(headers["x-request-id"], "client-id-1");
+    assert_eq!(headers["traceparent"], parent);
+    assert_eq!(headers["tracestate"], "vendor=1");
+
+    // From a trusted proxy: the chain is extended, its proto and host kept.
+    let trusted = Wharf::start(
+        "trusted_proxies = [\"127.0.0.0/8\"]",
+        &proxy_to(backend, ""),
+    );
+    let reply = send(
+        &h2,
+        Method::GET,
+        &trusted.url("/"),
+        &[
+            ("x-forwarded-for", "198.51.100.7"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "shop.example.com"),
+        ],
+        b"",
+    )
+    .await;
+    let headers = &reply.json()["headers"];
+    assert_eq!(headers["x-forwarded-for"], "198.51.100.7, 127.0.0.1");
+    assert_eq!(headers["x-real-ip"], "198.51.100.7");
+    assert_eq!(headers["x-forwarded-proto"], "https");
+    assert_eq!(headers["x-forwarded-host"], "shop.example.com");
+}

@@ -20,7 +20,8 @@ use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::{header, HeaderMap, Method, Response};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Response};
 use http_body::{Frame, SizeHint};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -75,22 +76,59 @@ pub enum BodyError {
 }
 
 /// The request head to write.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Head<'a> {
     pub method: &'a Method,
     /// Origin-form target.
     pub target: &'a [u8],
+    /// Sent first, as `Host`; the fields of `headers` named `Host` are not.
+    pub host: &'a [u8],
+    /// The incoming fields, hop-by-hop ones already removed.
     pub headers: &'a HeaderMap,
-    /// Sent as `Host` when `headers` has none.
-    pub default_host: &'a [u8],
+    /// Names in `headers` not to send: `extra` replaces them.
+    pub skip: &'a (dyn Fn(&HeaderName) -> bool + Sync),
+    /// Fields sent after `headers`.
+    pub extra: &'a [(&'a HeaderName, &'a HeaderValue)],
 }
 
-/// Sends the request `request` (which has no body) to the server of
-/// `state`, on an idle connection when there is one, and reads the
-/// response head. A pooled connection the server closed meanwhile is
-/// replaced by a new one when that cannot make an effect happen twice:
-/// when writing to it failed, or when it closed without a byte of answer
-/// to an idempotent request.
+/// Writes `request`'s head: origin-form, HTTP/1.1.
+fn write_head(out: &mut Vec<u8>, request: &Head<'_>) {
+    let field = |out: &mut Vec<u8>, name: &[u8], value: &[u8]| {
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    };
+    out.extend_from_slice(request.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(request.target);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    field(out, b"host", request.host);
+    let mut length = false;
+    for (name, value) in request.headers {
+        if *name == header::HOST || (request.skip)(name) {
+            continue;
+        }
+        length |= *name == header::CONTENT_LENGTH;
+        field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    for (name, value) in request.extra {
+        field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if !length && matches!(*request.method, Method::POST | Method::PUT | Method::PATCH) {
+        // Say the body is empty: some servers refuse these methods
+        // without a length (411).
+        field(out, b"content-length", b"0");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Sends `request` (which has no body) to the server of `state`, on an
+/// idle connection when there is one, and reads the response head. A
+/// pooled connection the server closed meanwhile is replaced by a new one
+/// when that cannot make an effect happen twice: when writing to it
+/// failed, or when it closed without a byte of answer to an idempotent
+/// request.
 pub async fn send(
     state: &Arc<ServerState>,
     request: Head<'_>,
@@ -98,22 +136,7 @@ pub async fn send(
 ) -> Result<Response<BareBody>, ClientError> {
     let method = request.method;
     let mut out = Vec::with_capacity(512);
-    head::write_request(&mut out, method, request.target, request.headers);
-    // Both added before the blank line that ends the head.
-    out.truncate(out.len() - 2);
-    if !request.headers.contains_key(header::HOST) {
-        out.extend_from_slice(b"host: ");
-        out.extend_from_slice(request.default_host);
-        out.extend_from_slice(b"\r\n");
-    }
-    if matches!(*method, Method::POST | Method::PUT | Method::PATCH)
-        && !request.headers.contains_key(header::CONTENT_LENGTH)
-    {
-        // Say the body is empty: some servers refuse these methods
-        // without a length (411).
-        out.extend_from_slice(b"content-length: 0\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
+    write_head(&mut out, &request);
     let head_request = *method == Method::HEAD;
     let idempotent = method.is_idempotent();
 

@@ -51,12 +51,25 @@ impl Ids {
 /// Keeps valid ids found in `headers`, replaces missing or invalid ones,
 /// and writes the result back so it is forwarded.
 pub fn take_or_create(headers: &mut HeaderMap) -> Ids {
+    let chosen = read(headers);
+    apply(&chosen, headers);
+    chosen.ids
+}
+
+/// The ids `headers` lead to ([`choose`]), without changing `headers`;
+/// [`apply`] (or a writer skipping what [`Chosen::replaces`] names) puts
+/// them on the request that goes upstream.
+pub fn read(headers: &HeaderMap) -> Chosen {
     let mut parents = headers.get_all(&TRACEPARENT).iter();
     let (first_parent, more_parents) = (parents.next(), parents.next().is_some());
-    let chosen = choose(
+    choose(
         headers.get(&X_REQUEST_ID),
         first_parent.filter(|_| !more_parents),
-    );
+    )
+}
+
+/// Writes the ids `chosen` replaced into `headers`.
+pub fn apply(chosen: &Chosen, headers: &mut HeaderMap) {
     if !chosen.kept_request_id {
         headers.insert(X_REQUEST_ID.clone(), chosen.ids.request_id.clone());
     }
@@ -65,11 +78,10 @@ pub fn take_or_create(headers: &mut HeaderMap) -> Ids {
         // Vendor state belongs to the trace it came with (W3C 3.3.1).
         headers.remove(&TRACESTATE);
     }
-    chosen.ids
 }
 
 /// The ids of a request and which of them came with it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Chosen {
     pub ids: Ids,
     /// The first incoming `X-Request-Id` was valid and is the request's id.
@@ -77,6 +89,15 @@ pub struct Chosen {
     /// The incoming `traceparent` was valid and is kept, with its
     /// `tracestate`; otherwise both are replaced (`tracestate` dropped).
     pub kept_traceparent: bool,
+}
+
+impl Chosen {
+    /// Whether an incoming header named `name` is replaced (or, for
+    /// `tracestate`, dropped) rather than forwarded as it came.
+    pub fn replaces(&self, name: &HeaderName) -> bool {
+        (!self.kept_request_id && *name == X_REQUEST_ID)
+            || (!self.kept_traceparent && (*name == TRACEPARENT || *name == TRACESTATE))
+    }
 }
 
 /// Decides the ids from the first incoming `X-Request-Id` and the only

@@ -115,47 +115,108 @@ pub struct Forwarding<'a> {
 /// chain is extended and its proto/host are kept. `client_ip` is the address
 /// wharf believes is the real client (see [`client_ip`]).
 pub fn set_forwarded(headers: &mut HeaderMap, fwd: Forwarding<'_>, client_ip: IpAddr) {
-    let previous: Vec<&str> = if fwd.peer_trusted {
-        headers
-            .get_all(&X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let xff = if previous.is_empty() {
-        Some(fwd.peer_header.clone())
-    } else {
-        let peer = fwd.peer.to_string();
-        HeaderValue::from_str(&format!("{}, {}", previous.join(", "), peer)).ok()
-    };
-    if let Some(value) = xff {
-        headers.insert(X_FORWARDED_FOR.clone(), value);
+    Forwarded::new(headers, fwd, client_ip).apply(headers);
+}
+
+/// The forwarded headers of one request, worked out from the incoming
+/// headers without changing them: [`Forwarded::apply`] puts them in a
+/// `HeaderMap`; a head writer (`h1::client`) instead leaves out the
+/// incoming fields [`Forwarded::replaces`] names and writes
+/// [`Forwarded::fields`].
+#[derive(Debug)]
+pub struct Forwarded {
+    /// Each: `None` keeps what came (a trusted proxy's value); `Some(None)`
+    /// removes it; `Some(Some(value))` replaces it.
+    for_: Option<Option<HeaderValue>>,
+    real_ip: Option<Option<HeaderValue>>,
+    proto: Option<Option<HeaderValue>>,
+    host: Option<Option<HeaderValue>>,
+}
+
+impl Forwarded {
+    pub fn new(headers: &HeaderMap, fwd: Forwarding<'_>, client_ip: IpAddr) -> Forwarded {
+        let previous: Vec<&str> = if fwd.peer_trusted {
+            headers
+                .get_all(&X_FORWARDED_FOR)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let for_ = if previous.is_empty() {
+            Some(Some(fwd.peer_header.clone()))
+        } else {
+            let peer = fwd.peer.to_string();
+            HeaderValue::from_str(&format!("{}, {}", previous.join(", "), peer))
+                .ok()
+                .map(Some)
+        };
+        let real_ip = if client_ip == fwd.peer {
+            Some(Some(fwd.peer_header.clone()))
+        } else {
+            HeaderValue::from_str(&client_ip.to_string()).ok().map(Some)
+        };
+        let proto = if fwd.peer_trusted && headers.contains_key(&X_FORWARDED_PROTO) {
+            None
+        } else {
+            Some(Some(HeaderValue::from_static(fwd.scheme)))
+        };
+        let host = if fwd.peer_trusted && headers.contains_key(&X_FORWARDED_HOST) {
+            None
+        } else {
+            Some(fwd.host.cloned())
+        };
+        Forwarded {
+            for_,
+            real_ip,
+            proto,
+            host,
+        }
     }
-    let real_ip = if client_ip == fwd.peer {
-        Some(fwd.peer_header.clone())
-    } else {
-        HeaderValue::from_str(&client_ip.to_string()).ok()
-    };
-    if let Some(value) = real_ip {
-        headers.insert(X_REAL_IP.clone(), value);
-    }
-    if !(fwd.peer_trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
-        headers.insert(
-            X_FORWARDED_PROTO.clone(),
-            HeaderValue::from_static(fwd.scheme),
-        );
-    }
-    if !(fwd.peer_trusted && headers.contains_key(&X_FORWARDED_HOST)) {
-        match fwd.host {
-            Some(host) => {
-                headers.insert(X_FORWARDED_HOST.clone(), host.clone());
-            }
-            None => {
-                headers.remove(&X_FORWARDED_HOST);
+
+    /// Puts the forwarded headers into `headers`.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        let fields = [
+            (&X_FORWARDED_FOR, &self.for_),
+            (&X_REAL_IP, &self.real_ip),
+            (&X_FORWARDED_PROTO, &self.proto),
+            (&X_FORWARDED_HOST, &self.host),
+        ];
+        for (name, change) in fields {
+            match change {
+                None => {}
+                Some(Some(value)) => {
+                    headers.insert(name.clone(), value.clone());
+                }
+                Some(None) => {
+                    headers.remove(name);
+                }
             }
         }
+    }
+
+    /// Whether an incoming header named `name` is replaced or removed.
+    pub fn replaces(&self, name: &HeaderName) -> bool {
+        (self.for_.is_some() && *name == X_FORWARDED_FOR)
+            || (self.real_ip.is_some() && *name == X_REAL_IP)
+            || (self.proto.is_some() && *name == X_FORWARDED_PROTO)
+            || (self.host.is_some() && *name == X_FORWARDED_HOST)
+    }
+
+    /// The fields to send in place of those [`Forwarded::replaces`] names.
+    pub fn fields(&self) -> impl Iterator<Item = (&'static HeaderName, &HeaderValue)> {
+        [
+            (&X_FORWARDED_FOR, &self.for_),
+            (&X_REAL_IP, &self.real_ip),
+            (&X_FORWARDED_PROTO, &self.proto),
+            (&X_FORWARDED_HOST, &self.host),
+        ]
+        .into_iter()
+        .filter_map(|(name, change)| match change {
+            Some(Some(value)) => Some((name, value)),
+            _ => None,
+        })
     }
 }
 

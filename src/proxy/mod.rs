@@ -15,7 +15,7 @@ mod upgrade;
 use std::net::{IpAddr, SocketAddr};
 
 use futures_util::future::Either;
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -25,6 +25,7 @@ use crate::balance::state::InFlight;
 use crate::balance::{Pick, Pool, Tried};
 use crate::body::{self, Body};
 use crate::h1::client as h1_client;
+use crate::observe::trace;
 use crate::response;
 
 /// Facts about the client connection, put in each request's extensions by
@@ -39,6 +40,9 @@ pub struct ClientInfo {
     pub scheme: &'static str,
     /// `peer`'s IP as a header value, rendered once per connection.
     pub peer_header: HeaderValue,
+    /// The request's ids (`observe::trace`), put on the request that goes
+    /// upstream by `forward`.
+    pub trace: trace::Chosen,
 }
 
 /// Which upstream server answered; put in response extensions for the
@@ -94,7 +98,7 @@ pub async fn forward(
     if declared_length.is_some_and(|len| len > max_body_size) {
         return response::status(StatusCode::PAYLOAD_TOO_LARGE);
     }
-    let Some(info) = req.extensions().get::<ClientInfo>().cloned() else {
+    let Some(info) = req.extensions_mut().remove::<ClientInfo>() else {
         tracing::error!("request reached the proxy without client info");
         return response::status(StatusCode::INTERNAL_SERVER_ERROR);
     };
@@ -109,8 +113,8 @@ pub async fn forward(
         .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         .or_else(|| parts.headers.get(header::HOST).cloned());
     headers::strip_hop_by_hop(&mut parts.headers);
-    headers::set_forwarded(
-        &mut parts.headers,
+    let forwarded = headers::Forwarded::new(
+        &parts.headers,
         headers::Forwarding {
             peer: info.peer.ip(),
             peer_trusted: info.peer_trusted,
@@ -120,15 +124,6 @@ pub async fn forward(
         },
         info.client_ip,
     );
-    if let Some(host) = host {
-        parts.headers.insert(header::HOST, host);
-    }
-    if let Some(protocol) = &upgrade {
-        parts
-            .headers
-            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        parts.headers.insert(header::UPGRADE, protocol.clone());
-    }
     let path = parts
         .uri
         .path_and_query()
@@ -160,10 +155,43 @@ pub async fn forward(
     };
 
     // A request without a body (nearly every GET) goes to the upstream
-    // by `h1::client` on a bare socket; the others through hyper's client.
+    // by `h1::client` on a bare socket, its head written from the incoming
+    // fields and the replaced ones side by side; the others through
+    // hyper's client, with the replaced fields put into the header map.
     let bare = upgrade.is_none()
         && method != Method::CONNECT
         && matches!(&payload, Payload::Held(body) if body.is_empty());
+    // At most the four forwarded fields and the two ids.
+    let mut extra = [(&trace::X_REQUEST_ID, &info.trace.ids.request_id); 6];
+    let mut extra_count = 0;
+    if bare {
+        let ids = [
+            (!info.trace.kept_request_id)
+                .then_some((&trace::X_REQUEST_ID, &info.trace.ids.request_id)),
+            (!info.trace.kept_traceparent)
+                .then_some((&trace::TRACEPARENT, &info.trace.ids.traceparent)),
+        ];
+        for (slot, field) in extra
+            .iter_mut()
+            .zip(forwarded.fields().chain(ids.into_iter().flatten()))
+        {
+            *slot = field;
+            extra_count += 1;
+        }
+    } else {
+        forwarded.apply(&mut parts.headers);
+        trace::apply(&info.trace, &mut parts.headers);
+        if let Some(host) = host.clone() {
+            parts.headers.insert(header::HOST, host);
+        }
+        if let Some(protocol) = &upgrade {
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            parts.headers.insert(header::UPGRADE, protocol.clone());
+        }
+    }
+    let skip = |name: &HeaderName| forwarded.replaces(name) || info.trace.replaces(name);
 
     pool.budget.deposit();
     let mut tried = Tried::default();
@@ -185,8 +213,13 @@ pub async fn forward(
                 h1_client::Head {
                     method: &method,
                     target: path.as_str().as_bytes(),
+                    host: match &host {
+                        Some(host) => host.as_bytes(),
+                        None => member.authority.as_str().as_bytes(),
+                    },
                     headers: &parts.headers,
-                    default_host: member.authority.as_str().as_bytes(),
+                    skip: &skip,
+                    extra: &extra[..extra_count],
                 },
                 pool.settings.connect_timeout,
             ))

@@ -206,7 +206,9 @@ fn begin(
 ) -> (request::Started, Call) {
     let start = Instant::now();
     let in_flight = metrics::global().request_started();
-    let ids = trace::take_or_create(req.headers_mut());
+    // Put on the request only if it goes upstream (`proxy::forward`).
+    let chosen = trace::read(req.headers());
+    let ids = chosen.ids.clone();
     let peer_trusted = snapshot.is_trusted(peer.ip());
     let client_ip = headers::client_ip(req.headers(), peer.ip(), |ip| snapshot.is_trusted(ip));
     req.extensions_mut().insert(ClientInfo {
@@ -215,6 +217,7 @@ fn begin(
         peer_trusted,
         scheme,
         peer_header,
+        trace: chosen,
     });
     let route = request::RouteSlot::default();
     req.extensions_mut().insert(route.clone());

@@ -497,6 +497,21 @@ async fn http2_answers_are_relayed_whatever_the_upstream_framing_and_reuse_follo
         );
     }
 
+    // The trailer fields of a chunked answer reach the HTTP/2 client.
+    let request = http::Request::get(wharf.url("/chunked"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .expect("request");
+    let response = h2.request(request).await.expect("head of /chunked");
+    let collected = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .expect("body of /chunked");
+    let trailer = collected
+        .trailers()
+        .and_then(|trailers| trailers.get("x-trailer"))
+        .map(|value| value.as_bytes().to_vec());
+    assert_eq!(trailer.as_deref(), Some(&b"t"[..]), "trailers lost");
+    assert_eq!(&collected.to_bytes()[..], b"hello worldabc");
+
     // A body until close: relayed whole, and that connection is not reused.
     let reply = send(&h2, Method::GET, &wharf.url("/until-close"), &[], b"").await;
     assert_eq!(reply.text(), "all of this");

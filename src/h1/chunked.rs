@@ -45,6 +45,8 @@ pub struct Chunked {
     /// The part of a size or trailer line seen so far.
     line: Vec<u8>,
     trailer_bytes: usize,
+    /// The trailer lines, when they are kept (`Chunked::keeping_trailers`).
+    trailers: Option<Vec<u8>>,
 }
 
 impl Default for Chunked {
@@ -53,11 +55,58 @@ impl Default for Chunked {
             state: State::Size,
             line: Vec::new(),
             trailer_bytes: 0,
+            trailers: None,
         }
     }
 }
 
 impl Chunked {
+    /// A decoder that keeps the trailer fields for [`Chunked::trailers`].
+    pub fn keeping_trailers() -> Chunked {
+        Chunked {
+            trailers: Some(Vec::new()),
+            ..Chunked::default()
+        }
+    }
+
+    /// The trailer fields of a complete body, when kept and there were
+    /// any; connection-specific fields (which HTTP/2 forbids) and malformed
+    /// lines are left out.
+    pub fn trailers(&mut self) -> Option<http::HeaderMap> {
+        let mut lines = self.trailers.take().filter(|lines| !lines.is_empty())?;
+        lines.extend_from_slice(b"\r\n");
+        let mut fields = [httparse::EMPTY_HEADER; 32];
+        let Ok(httparse::Status::Complete((_, fields))) =
+            httparse::parse_headers(&lines, &mut fields)
+        else {
+            return None;
+        };
+        let mut map = http::HeaderMap::new();
+        for field in fields {
+            let (Ok(name), Ok(value)) = (
+                http::HeaderName::from_bytes(field.name.as_bytes()),
+                http::HeaderValue::from_bytes(field.value),
+            ) else {
+                continue;
+            };
+            let connection_specific = matches!(
+                name.as_str(),
+                "connection"
+                    | "keep-alive"
+                    | "proxy-connection"
+                    | "transfer-encoding"
+                    | "upgrade"
+                    | "te"
+                    | "content-length"
+                    | "host"
+            );
+            if !connection_specific {
+                map.append(name, value);
+            }
+        }
+        (!map.is_empty()).then_some(map)
+    }
+
     /// Consumes the next bytes of the stream. Returns how many of them
     /// belong to the body (all of them unless the body ends inside
     /// `input`) and whether the body is complete.
@@ -142,6 +191,9 @@ impl Chunked {
                     if self.trailer_bytes > MAX_TRAILERS {
                         return Err(ChunkError::TrailersTooLong);
                     }
+                    if let Some(trailers) = self.trailers.as_mut() {
+                        trailers.extend_from_slice(&self.line);
+                    }
                 }
             }
             _ => {}
@@ -205,6 +257,28 @@ mod tests {
                 "piece size {piece}"
             );
         }
+    }
+
+    #[test]
+    fn trailers_are_kept_when_asked_without_connection_fields() {
+        let body =
+            b"3\r\nabc\r\n0\r\nX-Sum: 9\r\nConnection: close\r\nx-two: a\r\nx-two: b\r\n\r\n";
+        for piece in 1..body.len() {
+            let mut chunked = Chunked::keeping_trailers();
+            for part in body.chunks(piece) {
+                chunked.scan(part).expect("well formed");
+            }
+            let trailers = chunked.trailers().expect("trailers");
+            assert_eq!(trailers.get("x-sum").map(|v| v.as_bytes()), Some(&b"9"[..]));
+            assert_eq!(trailers.get_all("x-two").iter().count(), 2);
+            assert!(!trailers.contains_key("connection"), "piece size {piece}");
+        }
+        let mut plain = Chunked::default();
+        plain.scan(body).expect("well formed");
+        assert!(plain.trailers().is_none(), "kept without being asked");
+        let mut none = Chunked::keeping_trailers();
+        none.scan(b"0\r\n\r\n").expect("well formed");
+        assert!(none.trailers().is_none());
     }
 
     #[test]

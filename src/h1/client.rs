@@ -5,12 +5,14 @@
 //! than through hyper's client, whose connection task, channel and
 //! buffers cost about a fifth of an HTTP/2 request's instructions.
 //!
-//! In: the request `proxy::forward` built (hop-by-hop headers stripped,
-//! forwarded headers set, origin-form target). Out: the response head as
-//! `http` types and a body that reads the rest from the socket and puts
-//! the socket back in the pool once the body ended where its framing
-//! said. Requests with a body, and upgrades, still go through hyper's
-//! client (`proxy::pool`).
+//! In: the request's incoming fields (hop-by-hop ones stripped) with the
+//! fields `proxy::forward` replaces (forwarded headers, ids, `Host`)
+//! beside them, so nothing is inserted into a header map; an origin-form
+//! target. Out: the response head as `http` types
+//! (`head::map_response`) and a body that reads the rest from the socket
+//! as the client takes it and puts the socket back in the pool once the
+//! body ended where its framing said. Requests with a body, and upgrades,
+//! still go through hyper's client (`proxy::pool`).
 
 use std::io;
 use std::ops::Range;
@@ -173,7 +175,9 @@ pub async fn send(
                                 Framing::Empty => Left::Done,
                                 Framing::Length(0) => Left::Done,
                                 Framing::Length(n) => Left::Length(n),
-                                Framing::Chunked => Left::Chunked(Box::default()),
+                                Framing::Chunked => {
+                                    Left::Chunked(Box::new(Chunked::keeping_trailers()))
+                                }
                                 Framing::Close => Left::Close,
                             },
                             reusable: mapped.reusable,
@@ -222,6 +226,8 @@ enum Left {
     Chunked(Box<Chunked>),
     /// Until the server closes the connection.
     Close,
+    /// The body's data ended; its trailer fields are next.
+    Trailers(http::HeaderMap),
     Done,
 }
 
@@ -312,6 +318,11 @@ impl http_body::Body for BareBody {
         loop {
             match &mut this.left {
                 Left::Done => return Poll::Ready(None),
+                Left::Trailers(trailers) => {
+                    let trailers = std::mem::take(trailers);
+                    this.left = Left::Done;
+                    return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                }
                 Left::Length(left) => {
                     if !this.buf.is_empty() {
                         let take = this
@@ -342,11 +353,15 @@ impl http_body::Body for BareBody {
                         match decoded {
                             Ok((data, done)) => {
                                 if done {
+                                    let trailers = decoder.trailers();
                                     this.finish();
+                                    if let Some(trailers) = trailers {
+                                        this.left = Left::Trailers(trailers);
+                                    }
                                 }
                                 match data {
                                     Some(data) => return Poll::Ready(Some(Ok(Frame::data(data)))),
-                                    None if done => return Poll::Ready(None),
+                                    None if done => continue,
                                     None => {}
                                 }
                             }
@@ -395,7 +410,7 @@ impl http_body::Body for BareBody {
     fn size_hint(&self) -> SizeHint {
         match self.left {
             Left::Length(left) => SizeHint::with_exact(left),
-            Left::Done => SizeHint::with_exact(0),
+            Left::Done | Left::Trailers(_) => SizeHint::with_exact(0),
             Left::Chunked(_) | Left::Close => SizeHint::default(),
         }
     }

@@ -2,10 +2,13 @@
 //! keep-alive connections as the HTTP/1.1 fast path (`h1::upstream::Idle`,
 //! kept in the server's `ServerState`, so they survive reloads).
 //!
-//! A request takes a hot hyper HTTP/1.1 client connection, or else an idle
-//! socket (or a new one, within the connect timeout) on which it starts a
-//! client connection. When the response body has been read to the end, the
-//! client connection is kept hot for the next request. One idle for
+//! A request without a body (nearly every `GET`) is exchanged on an idle
+//! socket (or a new one, within the connect timeout) by `h1::client`,
+//! without hyper's client (`send_bare`). Any other request takes a hot
+//! hyper HTTP/1.1 client connection, or else an idle or new socket on
+//! which it starts a client connection (`send`). When the response body
+//! has been read to the end, the client connection is kept hot for the
+//! next request. One idle for
 //! `HOT_IDLE` is taken apart again and its bare socket goes back to the
 //! shared pool: a hot connection holds a task and hyper's buffers, about
 //! 40 KiB, and a burst of HTTP/2 streams (one upstream connection per

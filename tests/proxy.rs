@@ -623,3 +623,27 @@ async fn over_http2_forwarded_headers_and_ids_are_replaced_once_and_the_rest_kep
     assert_eq!(headers["x-forwarded-proto"], "https");
     assert_eq!(headers["x-forwarded-host"], "shop.example.com");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http2_a_kept_connection_the_upstream_closed_is_replaced_for_a_get() {
+    use std::sync::atomic::Ordering;
+    // The backend answers with a length and no `Connection: close`, then
+    // closes 20 ms later: the connection is back in wharf's pool by then,
+    // and the next request takes it before the close arrives. A GET that
+    // finds it closed without a byte of answer is sent again on a new
+    // connection; the client never sees the failure.
+    let (backend, accepted) = scripted_backend(vec![(
+        "/once",
+        vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"],
+        true,
+    )])
+    .await;
+    let wharf = Wharf::start("", &proxy_to(backend, "retries = 0"));
+    let h2 = h2c_client();
+    for i in 0..5 {
+        let reply = send(&h2, Method::GET, &wharf.url("/once"), &[], b"").await;
+        assert_eq!(reply.status, 200, "request {i}: {}", reply.text());
+        assert_eq!(reply.text(), "ok");
+    }
+    assert!(accepted.load(Ordering::SeqCst) >= 5);
+}

@@ -647,3 +647,33 @@ async fn over_http2_a_kept_connection_the_upstream_closed_is_replaced_for_a_get(
     }
     assert!(accepted.load(Ordering::SeqCst) >= 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http2_a_200_mib_download_streams_through_with_low_memory() {
+    // The body is read from the upstream socket only as the HTTP/2 client
+    // takes it (h1::client), never held whole.
+    const TOTAL: u64 = 200 * 1024 * 1024;
+    let backend = echo().await;
+    let wharf = Wharf::start("", &proxy_to(backend, ""));
+    let request = http::Request::get(wharf.url(&format!("/download?bytes={TOTAL}")))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .expect("request");
+    let response = h2c_client()
+        .request(request)
+        .await
+        .expect("download response");
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let mut received = 0u64;
+    while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+        if let Some(data) = frame.expect("frame").data_ref() {
+            received += data.len() as u64;
+        }
+    }
+    assert_eq!(received, TOTAL);
+    let peak_mib = wharf.peak_rss_kib() / 1024;
+    assert!(
+        peak_mib < 64,
+        "wharf held the body in memory: peak RSS {peak_mib} MiB"
+    );
+}

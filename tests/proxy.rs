@@ -677,3 +677,40 @@ async fn over_http2_a_200_mib_download_streams_through_with_low_memory() {
         "wharf held the body in memory: peak RSS {peak_mib} MiB"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http2_small_and_large_request_bodies_arrive_whole_with_their_length() {
+    let backend = echo().await;
+    let wharf = Wharf::start("", &proxy_to(backend, ""));
+    let h2 = h2c_client();
+    // Up to 8 KiB a held body goes with its head in one write (h1::client);
+    // beyond, through hyper's client. Both arrive whole, with their length.
+    for size in [1usize, 20, 8 * 1024, 8 * 1024 + 1, 60 * 1024] {
+        let body = vec![b'x'; size];
+        for method in [Method::POST, Method::PUT] {
+            let reply = send(&h2, method.clone(), &wharf.url("/upload"), &[], &body).await;
+            assert_eq!(reply.status, 200, "{method} of {size} bytes");
+            let seen = reply.json();
+            assert_eq!(seen["method"], method.as_str());
+            assert_eq!(seen["body_bytes"], size as u64, "{method} of {size} bytes");
+            assert_eq!(
+                seen["headers"]["content-length"],
+                size.to_string(),
+                "{method} of {size} bytes"
+            );
+        }
+    }
+    // A GET that says its empty body's length keeps saying it; one that
+    // does not, does not.
+    let reply = send(
+        &h2,
+        Method::GET,
+        &wharf.url("/len"),
+        &[("content-length", "0")],
+        b"",
+    )
+    .await;
+    assert_eq!(reply.json()["headers"]["content-length"], "0");
+    let reply = send(&h2, Method::GET, &wharf.url("/len"), &[], b"").await;
+    assert!(reply.json()["headers"].get("content-length").is_none());
+}

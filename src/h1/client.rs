@@ -1,5 +1,6 @@
 //! The general path's exchange with an upstream server for a request
-//! without a body (nearly every HTTP/2 `GET`): written and read on a bare
+//! without a body (nearly every HTTP/2 `GET`) or with a small one held
+//! whole (`proxy::BARE_BODY`, 8 KiB): written and read on a bare
 //! keep-alive socket (`h1::upstream::Idle`, shared with the fast path)
 //! with the fast path's head writer, `httparse` and chunk decoder, rather
 //! than through hyper's client, whose connection task, channel and
@@ -11,8 +12,8 @@
 //! target. Out: the response head as `http` types
 //! (`head::map_response`) and a body that reads the rest from the socket
 //! as the client takes it and puts the socket back in the pool once the
-//! body ended where its framing said. Requests with a body, and upgrades,
-//! still go through hyper's client (`proxy::pool`).
+//! body ended where its framing said. Larger or streamed request bodies,
+//! and upgrades, still go through hyper's client (`proxy::pool`).
 
 use std::io;
 use std::ops::Range;
@@ -91,6 +92,9 @@ pub struct Head<'a> {
     pub skip: &'a (dyn Fn(&HeaderName) -> bool + Sync),
     /// Fields sent after `headers`.
     pub extra: &'a [(&'a HeaderName, &'a HeaderValue)],
+    /// The whole request body, sent with its length (small: see
+    /// `proxy::BARE_BODY`).
+    pub body: &'a [u8],
 }
 
 /// Writes `request`'s head: origin-form, HTTP/1.1.
@@ -111,21 +115,34 @@ fn write_head(out: &mut Vec<u8>, request: &Head<'_>) {
         if *name == header::HOST || (request.skip)(name) {
             continue;
         }
-        length |= *name == header::CONTENT_LENGTH;
+        if *name == header::CONTENT_LENGTH {
+            // Written below, from the body as it is held.
+            length = true;
+            continue;
+        }
         field(out, name.as_str().as_bytes(), value.as_bytes());
     }
     for (name, value) in request.extra {
         field(out, name.as_str().as_bytes(), value.as_bytes());
     }
-    if !length && matches!(*request.method, Method::POST | Method::PUT | Method::PATCH) {
-        // Say the body is empty: some servers refuse these methods
-        // without a length (411).
-        field(out, b"content-length", b"0");
+    // An empty body gets a length when the client sent one, and for the
+    // methods some servers refuse without one (411).
+    if length
+        || !request.body.is_empty()
+        || matches!(*request.method, Method::POST | Method::PUT | Method::PATCH)
+    {
+        let mut digits = itoa::Buffer::new();
+        field(
+            out,
+            b"content-length",
+            digits.format(request.body.len()).as_bytes(),
+        );
     }
     out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(request.body);
 }
 
-/// Sends `request` (which has no body) to the server of `state`, on an
+/// Sends `request` (its body held whole) to the server of `state`, on an
 /// idle connection when there is one, and reads the response head. A
 /// pooled connection the server closed meanwhile is replaced by a new one
 /// when that cannot make an effect happen twice: when writing to it

@@ -54,6 +54,13 @@ pub struct UpstreamUsed(pub SocketAddr);
 /// retried on another server; larger ones stream and are never replayed.
 const REPLAYABLE_BODY: u64 = 64 * 1024;
 
+/// Held request bodies up to this size go upstream with their head in one
+/// write by `h1::client`. Head and body then fit in a socket's send
+/// buffer at once, so the write never waits for a server that answers
+/// before reading the body; larger ones go through hyper's client, which
+/// reads the answer while it writes.
+pub const BARE_BODY: usize = 8 * 1024;
+
 /// The request body, either held (replayable) or streaming (sent once).
 enum Payload {
     Held(bytes::Bytes),
@@ -154,13 +161,16 @@ pub async fn forward(
         Payload::Streaming(Some(incoming))
     };
 
-    // A request without a body (nearly every GET) goes to the upstream
-    // by `h1::client` on a bare socket, its head written from the incoming
-    // fields and the replaced ones side by side; the others through
-    // hyper's client, with the replaced fields put into the header map.
-    let bare = upgrade.is_none()
-        && method != Method::CONNECT
-        && matches!(&payload, Payload::Held(body) if body.is_empty());
+    // A request without a body (nearly every GET), or with a small one
+    // held whole, goes to the upstream by `h1::client` on a bare socket,
+    // its head written from the incoming fields and the replaced ones side
+    // by side; the others through hyper's client, with the replaced fields
+    // put into the header map.
+    let bare_body = match &payload {
+        Payload::Held(body) if body.len() <= BARE_BODY => Some(body.clone()),
+        _ => None,
+    };
+    let bare = upgrade.is_none() && method != Method::CONNECT && bare_body.is_some();
     // At most the four forwarded fields and the two ids.
     let mut extra = [(&trace::X_REQUEST_ID, &info.trace.ids.request_id); 6];
     let mut extra_count = 0;
@@ -220,6 +230,7 @@ pub async fn forward(
                     headers: &parts.headers,
                     skip: &skip,
                     extra: &extra[..extra_count],
+                    body: bare_body.as_deref().unwrap_or_default(),
                 },
                 pool.settings.connect_timeout,
             ))

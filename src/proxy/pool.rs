@@ -2,7 +2,8 @@
 //! keep-alive connections as the HTTP/1.1 fast path (`h1::upstream::Idle`,
 //! kept in the server's `ServerState`, so they survive reloads).
 //!
-//! A request without a body (nearly every `GET`) is exchanged on an idle
+//! A request without a body (nearly every `GET`), or with a small one held
+//! whole, is exchanged on an idle
 //! socket (or a new one, within the connect timeout) by `h1::client`,
 //! without hyper's client (`send_bare`). Any other request takes a hot
 //! hyper HTTP/1.1 client connection, or else an idle or new socket on
@@ -206,8 +207,8 @@ impl Lease {
     }
 }
 
-/// Sends a request without a body to the server of `state` on a bare
-/// socket (`h1::client`), idle or new.
+/// Sends a request without a body, or with a small one held whole, to the
+/// server of `state` on a bare socket (`h1::client`), idle or new.
 pub async fn send_bare(
     state: &Arc<ServerState>,
     head: client::Head<'_>,

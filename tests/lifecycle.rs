@@ -190,36 +190,37 @@ async fn a_bad_reload_keeps_the_old_config_serving_and_says_why() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_adds_and_removes_listeners() {
     let wharf = Wharf::start("", &respond_site("hi"));
-    let extra = std::net::SocketAddr::from(([127, 0, 0, 1], free_ports(1)));
-    wharf.rewrite(
-        &format!("listen = [\"127.0.0.1:0\", \"{extra}\"]"),
-        &respond_site("hi"),
-    );
-    // `listen` appears twice in [server] now; the harness line comes first,
-    // so write the whole server section instead.
-    let text = std::fs::read_to_string(&wharf.config_path).expect("read");
-    let text = text.replacen("listen = [\"127.0.0.1:0\"]\n", "", 1);
-    std::fs::write(&wharf.config_path, text).expect("write");
-    wharf.signal("HUP");
-    let url = format!("http://{extra}/");
-    let mut served = false;
-    for _ in 0..100 {
-        if let Ok(Ok(response)) = tokio::time::timeout(
-            Duration::from_secs(1),
-            client().request(
-                http::Request::get(&url)
-                    .body(http_body_util::Full::new(bytes::Bytes::new()))
-                    .expect("req"),
-            ),
-        )
-        .await
-        {
-            served = response.status() == 200;
+    // The port was free when picked, but another test may take it before
+    // wharf binds it: then the reload is rejected and another port is tried.
+    let mut extra = None;
+    for attempt in 1..=5 {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_ports(1)));
+        // `listen` would appear twice in [server]; the harness line comes
+        // first, so it is taken out.
+        wharf.rewrite(
+            &format!("listen = [\"127.0.0.1:0\", \"{addr}\"]"),
+            &respond_site("hi"),
+        );
+        let text = std::fs::read_to_string(&wharf.config_path).expect("read");
+        let text = text.replacen("listen = [\"127.0.0.1:0\"]\n", "", 1);
+        std::fs::write(&wharf.config_path, text).expect("write");
+        wharf.signal("HUP");
+        let outcome = eventually(Duration::from_secs(10), || {
+            wharf.logs_count("config reloaded") + wharf.logs_count("config reload rejected")
+                >= attempt
+        })
+        .await;
+        assert!(outcome, "no reload outcome logged: {:?}", wharf.logs());
+        if wharf.logs_count("config reloaded") == 1 {
+            extra = Some(addr);
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(served, "new listener {extra} never answered");
+    let extra = extra.unwrap_or_else(|| panic!("every reload was rejected: {:?}", wharf.logs()));
+    let url = format!("http://{extra}/");
+    let reply = send(&client(), Method::GET, &url, &[], b"").await;
+    assert_eq!(reply.status, 200, "new listener {extra}");
+    assert_eq!(reply.text(), "hi");
 
     wharf.rewrite("", &respond_site("hi"));
     wharf.signal("HUP");
@@ -482,4 +483,54 @@ fn without_a_config_file_wharf_runs_the_demo() {
         2,
         "both supervised echo instances answer: {ports:?}"
     );
+}
+
+#[test]
+fn a_sighup_sent_as_soon_as_wharf_listens_reloads_instead_of_killing_it() {
+    // A deploy script that reloads the moment the port answers must not
+    // meet the default SIGHUP action (exit). Several starts, to meet the
+    // window right after the first listener if there is one.
+    for round in 0..20 {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = dir.path().join("wharf.toml");
+        std::fs::write(&config, config_text(dir.path(), "", &respond_site("hi"))).expect("write");
+        let mut child = Command::new(WHARF)
+            .args(["run", "-c"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn wharf");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+        let mut seen = Vec::new();
+        let mut signalled = false;
+        for line in lines.by_ref().map_while(Result::ok) {
+            let first_listener = !signalled && line.contains("\"listening\"");
+            seen.push(line);
+            if first_listener {
+                // Straight from this thread, not through kill(1): the
+                // signal must arrive while wharf is still starting.
+                let pid = libc::pid_t::try_from(child.id()).expect("pid");
+                // SAFETY: kill(2) on the pid of a child this test owns and
+                // has not yet waited for.
+                let sent = unsafe { libc::kill(pid, libc::SIGHUP) };
+                assert_eq!(sent, 0, "kill: {}", std::io::Error::last_os_error());
+                signalled = true;
+            }
+            if seen.last().is_some_and(|l| l.contains("config reload")) {
+                break;
+            }
+        }
+        let alive = child.try_wait().expect("try_wait").is_none();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(signalled, "round {round}: wharf never listened: {seen:?}");
+        assert!(alive, "round {round}: SIGHUP killed wharf: {seen:?}");
+        assert!(
+            seen.iter().any(|l| l.contains("config reloaded")),
+            "round {round}: {seen:?}"
+        );
+    }
 }

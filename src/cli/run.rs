@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use super::demo;
 use crate::config::{Action, Config, HostPattern};
@@ -15,6 +15,10 @@ use crate::server::{Server, Source};
 pub fn run(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let runtime = super::runtime()?;
     runtime.block_on(async move {
+        // Signals are taken over before anything listens: a SIGHUP sent as
+        // soon as the first listener answers (a deploy script's reload)
+        // would otherwise meet the default action and kill wharf.
+        let signals = Signals::new()?;
         let default = Path::new("wharf.toml");
         let (source, is_demo) = match path {
             Some(path) => (Source::File(path), false),
@@ -45,14 +49,33 @@ pub fn run(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             }
         };
         print_summary(&server, is_demo);
-        serve_until_signalled(server).await
+        serve_until_signalled(server, signals).await
     })
 }
 
-async fn serve_until_signalled(server: Arc<Server>) -> anyhow::Result<ExitCode> {
-    let mut hangup = signal(SignalKind::hangup())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
+/// The signals `wharf run` answers: SIGHUP reloads, SIGTERM and SIGINT stop.
+struct Signals {
+    hangup: Signal,
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals {
+            hangup: signal(SignalKind::hangup())?,
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+}
+
+async fn serve_until_signalled(server: Arc<Server>, signals: Signals) -> anyhow::Result<ExitCode> {
+    let Signals {
+        mut hangup,
+        mut terminate,
+        mut interrupt,
+    } = signals;
     loop {
         tokio::select! {
             _ = hangup.recv() => {

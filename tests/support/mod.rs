@@ -147,6 +147,21 @@ impl Wharf {
             .collect()
     }
 
+    /// How many of wharf's log lines so far contain `needle`.
+    pub fn logs_count(&self, needle: &str) -> usize {
+        self.logs
+            .lock()
+            .expect("logs")
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    /// wharf's log lines so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().expect("logs").clone()
+    }
+
     pub fn logs_contain(&self, needle: &str) -> bool {
         self.logs
             .lock()

@@ -349,6 +349,8 @@ pub async fn forward(
                 inner: incoming,
                 lease,
                 _in_flight: in_flight,
+                stall: Stall::new(pool.settings.response_timeout),
+                server: member.addr,
             })
         });
         return with_upstream(response, member.addr);
@@ -372,12 +374,73 @@ fn unavailable(retry_after: std::time::Duration) -> Response<Body> {
 
 pin_project_lite::pin_project! {
     /// An upstream response body that keeps its server's in-flight count
-    /// until the body is finished or dropped.
+    /// until the body is finished or dropped, and fails when the server
+    /// sends nothing for longer than its upstream's `response_timeout`.
     struct Tracked {
         #[pin]
         inner: pool::Upstream,
         lease: Option<pool::Lease>,
         _in_flight: InFlight,
+        stall: Stall,
+        server: SocketAddr,
+    }
+}
+
+/// The upstream sent nothing of a response body it had begun for longer
+/// than its `response_timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the upstream sent nothing of the response body for {0:?} (the upstream's response_timeout)"
+)]
+pub struct BodyStalled(std::time::Duration);
+
+/// The deadline between two reads of an upstream body, as nginx's
+/// `proxy_read_timeout` and the fast path's `read_timeout`: it runs only
+/// while the body waits on the server, not while the client is slow to
+/// take what was read. The timer is made the first time the body waits.
+struct Stall {
+    timeout: std::time::Duration,
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    /// Whether `sleep` is set for the current wait.
+    armed: bool,
+}
+
+impl Stall {
+    fn new(timeout: std::time::Duration) -> Stall {
+        Stall {
+            timeout,
+            sleep: None,
+            armed: false,
+        }
+    }
+
+    /// The body gave something (or ended): the next wait starts afresh.
+    fn progressed(&mut self) {
+        self.armed = false;
+    }
+
+    /// The body is waiting on the server: `Ready` once it waited too long.
+    fn poll_waiting(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<BodyStalled> {
+        let timeout = self.timeout;
+        let sleep = if self.armed {
+            self.sleep.as_mut()
+        } else {
+            self.armed = true;
+            let at = tokio::time::Instant::now() + timeout;
+            match self.sleep.as_mut() {
+                Some(sleep) => {
+                    sleep.as_mut().reset(at);
+                    Some(sleep)
+                }
+                None => Some(self.sleep.insert(Box::pin(tokio::time::sleep_until(at)))),
+            }
+        };
+        match sleep {
+            Some(sleep) => {
+                std::future::Future::poll(sleep.as_mut(), cx).map(|()| BodyStalled(timeout))
+            }
+            None => std::task::Poll::Pending,
+        }
     }
 }
 
@@ -391,6 +454,18 @@ impl http_body::Body for Tracked {
     ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, body::BoxError>>> {
         let mut this = self.project();
         let polled = this.inner.as_mut().poll_frame(cx);
+        if polled.is_pending() {
+            return match this.stall.poll_waiting(cx) {
+                std::task::Poll::Ready(stalled) => {
+                    tracing::warn!(server = %this.server, error = %stalled, "upstream body stalled");
+                    // Dropped unreleased: the connection is closed.
+                    this.lease.take();
+                    std::task::Poll::Ready(Some(Err(stalled.into())))
+                }
+                std::task::Poll::Pending => std::task::Poll::Pending,
+            };
+        }
+        this.stall.progressed();
         let ended = match &polled {
             std::task::Poll::Ready(None) => true,
             std::task::Poll::Ready(Some(Ok(_))) => this.inner.is_end_stream(),

@@ -23,6 +23,8 @@ pub enum ChunkError {
     LineTooLong,
     #[error("trailers longer than {MAX_TRAILERS} bytes")]
     TrailersTooLong,
+    #[error("trailer line not ended by CRLF, or with a CR inside")]
+    TrailerLineEnd,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,7 +186,16 @@ impl Chunked {
                 };
             }
             State::Trailers => {
-                if self.line == b"\r\n" || self.line == b"\n" {
+                // Relayed as they are: a line a client ends elsewhere
+                // (hyper, for one, ends a line only at CRLF) would leave
+                // it waiting for the end of a body wharf thinks is over.
+                let Some(text) = self.line.strip_suffix(b"\r\n") else {
+                    return Err(ChunkError::TrailerLineEnd);
+                };
+                if text.contains(&b'\r') {
+                    return Err(ChunkError::TrailerLineEnd);
+                }
+                if text.is_empty() {
                     self.state = State::Done;
                 } else {
                     self.trailer_bytes += self.line.len();
@@ -291,6 +302,15 @@ mod tests {
     fn malformed_bodies_are_errors() {
         assert!(Chunked::default().scan(b"zz\r\n").is_err());
         assert!(Chunked::default().scan(b"2\r\nabXY").is_err());
+        // Lines a client would end elsewhere than wharf.
+        for body in [
+            &b"0\r\nX-Sum: 42\n\r\n"[..],
+            b"0\r\n\n",
+            b"0\r\nX-Sum: 4\r2\r\n\r\n",
+            b"5;a\nb\r\nhello\r\n0\r\n\r\n",
+        ] {
+            assert!(Chunked::default().scan(body).is_err(), "{body:?}");
+        }
         let long = vec![b'1'; MAX_LINE + 1];
         assert!(Chunked::default().scan(&long).is_err());
     }

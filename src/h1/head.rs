@@ -491,6 +491,12 @@ pub fn parse_response(
         Err(error) => return Err(ResponseError::Parse(error)),
     };
     let status = response.code.unwrap_or(502);
+    // httparse takes any three digits; a status under 100 is no answer a
+    // client can read. Refused as the general path refuses it (`http::
+    // StatusCode`), rather than relayed.
+    if http::StatusCode::from_u16(status).is_err() {
+        return Err(ResponseError::Parse(httparse::Error::Status));
+    }
     if status == 101 {
         return Err(ResponseError::Switching);
     }
@@ -753,7 +759,12 @@ pub fn map_response(
         } else {
             Framing::Close
         };
-        let reason = response.reason.map(|reason| span(reason.as_bytes()));
+        // httparse gives a static "" (not part of `buf`) for a missing
+        // reason, or one with obs-text: only a reason with bytes has a span.
+        let reason = response
+            .reason
+            .filter(|reason| !reason.is_empty())
+            .map(|reason| span(reason.as_bytes()));
         (
             len,
             status,
@@ -1231,6 +1242,23 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_or_unreadable_reason_is_no_error() {
+        for head in [
+            "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 200\nContent-Length: 0\n\n",
+            "HTTP/1.1 200 \u{d6}kay\r\nContent-Length: 0\r\n\r\n",
+        ] {
+            let (head, _) = mapped(head, false);
+            assert_eq!(head.parts.status, 200);
+            assert!(head
+                .parts
+                .extensions
+                .get::<hyper::ext::ReasonPhrase>()
+                .is_none());
+        }
+    }
+
+    #[test]
     fn a_plain_request_is_relayed() {
         let mut buf = BytesMut::from(
             &b"GET /a/b?x=1 HTTP/1.1\r\nHost: example.com\r\nX-Two: 1\r\nX-Two: 2\r\nContent-Length: 3\r\n\r\nabcGET"[..],
@@ -1347,6 +1375,29 @@ mod tests {
         match parse_response(text.as_bytes(), 1024, &extra, &mut out).expect("valid") {
             ResponseParse::Complete(head) => (head, String::from_utf8(out).expect("utf-8")),
             _ => panic!("incomplete"),
+        }
+    }
+
+    #[test]
+    fn a_status_under_100_is_refused_not_relayed() {
+        let id = HeaderValue::from_static("req-1");
+        let extra = Extra {
+            request_id: &id,
+            hsts: None,
+            close: false,
+            head_request: false,
+            compress: false,
+        };
+        for text in ["HTTP/1.1 099 Low\r\n\r\n", "HTTP/1.1 000 Zero\r\n\r\n"] {
+            let mut out = Vec::new();
+            assert!(
+                matches!(
+                    parse_response(text.as_bytes(), 1024, &extra, &mut out),
+                    Err(ResponseError::Parse(httparse::Error::Status))
+                ),
+                "{text:?} accepted"
+            );
+            assert!(out.is_empty(), "{text:?} written: {out:?}");
         }
     }
 

@@ -72,7 +72,9 @@ impl Payload {
         match self {
             Payload::Held(bytes) => body::full(bytes.clone()),
             Payload::Streaming(incoming) => match incoming.take() {
-                Some(incoming) => body::boxed(Limited::new(incoming, body_limit(max_body_size))),
+                Some(incoming) => body::boxed(
+                    Limited::new(incoming, body_limit(max_body_size)).map_err(RequestBodyFailed),
+                ),
                 None => body::empty(),
             },
         }
@@ -274,7 +276,8 @@ pub async fn forward(
                 (status < 500, idempotent && matches!(status, 502..=504))
             }
             Attempt::ConnectFailed(_) => (false, true),
-            Attempt::Failed(error) => (caused_by_body_limit(error), idempotent),
+            // The client's body failing is no failure of the server.
+            Attempt::Failed(error) => (caused_by::<RequestBodyFailed>(error), idempotent),
             Attempt::TimedOut => (false, idempotent),
         };
         pool.record(index, success);
@@ -292,8 +295,16 @@ pub async fn forward(
         let (mut upstream_response, lease) = match outcome {
             Attempt::Answered(response, lease) => (response, lease),
             Attempt::ConnectFailed(error) | Attempt::Failed(error) => {
-                if caused_by_body_limit(&error) {
+                if caused_by::<LengthLimitError>(&error) {
                     return response::status(StatusCode::PAYLOAD_TOO_LARGE);
+                }
+                if caused_by::<RequestBodyFailed>(&error) {
+                    tracing::debug!(
+                        upstream = %pool.name,
+                        error = %error_chain(&error),
+                        "the client's request body failed while it was sent upstream"
+                    );
+                    return response::status(StatusCode::BAD_REQUEST);
                 }
                 tracing::warn!(
                     upstream = %pool.name,
@@ -501,10 +512,18 @@ fn body_limit(max_body_size: u64) -> usize {
     usize::try_from(max_body_size).unwrap_or(usize::MAX)
 }
 
-fn caused_by_body_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+/// The client's request body failed (malformed, cut off, or over
+/// `max_body_size`) while it was streamed upstream: the client's fault,
+/// so it neither counts against the server nor is answered with a 502.
+#[derive(Debug, thiserror::Error)]
+#[error("the client's request body failed")]
+struct RequestBodyFailed(#[source] body::BoxError);
+
+/// Whether `E` is in `error`'s chain of sources.
+fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut source = Some(error);
     while let Some(e) = source {
-        if e.is::<LengthLimitError>() {
+        if e.is::<E>() {
             return true;
         }
         source = e.source();

@@ -126,6 +126,11 @@ impl Wharf {
         std::fs::rename(&tmp, &self.config_path).expect("rename");
     }
 
+    /// Whether the process is still running (has not exited).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Waits up to `timeout` for the process to exit.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;

@@ -538,3 +538,30 @@ async fn breaker_cuts_off_a_failing_server_then_a_trial_closes_it() {
     .await;
     assert!(logged);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_answering_500_does_not_take_its_lone_server_out_of_the_pool() {
+    // One app instance, passive ejection at its defaults: a buggy page
+    // answering 500 again and again must not turn every page into a 503.
+    let backend = echo().await;
+    let upstream = format!(
+        "{}[upstream.app]\nservers = [\"{backend}\"]\nretries = 0\n",
+        site()
+    );
+    let wharf = Wharf::start("", &upstream);
+    let client = client();
+    for _ in 0..10 {
+        let reply = send(
+            &client,
+            Method::GET,
+            &wharf.url("/bug?status=500"),
+            &[],
+            b"",
+        )
+        .await;
+        assert_eq!(reply.status, 500);
+    }
+    let reply = send(&client, Method::GET, &wharf.url("/"), &[], b"").await;
+    assert_eq!(reply.status, 200, "{:?}", reply.text());
+    assert!(!wharf.logs_contain("state\":\"ejected"));
+}

@@ -309,8 +309,11 @@ impl Pool {
                     .iter()
                     .filter(|m| m.state.is_ejected(now))
                     .count();
+                // Rounded down: a pool of one server is never emptied by
+                // its own traffic (as nginx never counts a lone server
+                // unavailable), unless `max_ejected_percent = 100`.
                 let allowed = self.members.len() * settings.max_ejected_percent as usize / 100;
-                if ejected < allowed.max(1) && settings.max_ejected_percent > 0 {
+                if ejected < allowed {
                     let until = now.saturating_add(settings.eject_for.as_millis() as u64);
                     state.ejected_until.store(until, Ordering::Release);
                     state.counters.ejections.fetch_add(1, Ordering::Relaxed);
@@ -465,6 +468,53 @@ mod tests {
             [true, true],
             "the ejected server is back after eject_for"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_server_is_not_ejected_unless_max_ejected_percent_is_100() {
+        for (percent, ejected) in [(50, false), (99, false), (100, true)] {
+            let passive = Passive {
+                max_fails: 2,
+                window: Duration::from_secs(10),
+                eject_for: Duration::from_secs(30),
+                max_ejected_percent: percent,
+            };
+            let pool = pool(&upstream(&[("127.0.0.1:1", false)], None, Some(passive)));
+            for _ in 0..10 {
+                pool.record(0, false);
+            }
+            let pick = pool.pick(CLIENT, &Tried::default());
+            assert_eq!(
+                matches!(pick, Pick::Unavailable { .. }),
+                ejected,
+                "max_ejected_percent = {percent}"
+            );
+        }
+        // Three servers at 50%: one may go, not two.
+        let passive = Passive {
+            max_fails: 1,
+            window: Duration::from_secs(10),
+            eject_for: Duration::from_secs(30),
+            max_ejected_percent: 50,
+        };
+        let pool = pool(&upstream(
+            &[
+                ("127.0.0.1:1", false),
+                ("127.0.0.1:2", false),
+                ("127.0.0.1:3", false),
+            ],
+            None,
+            Some(passive),
+        ));
+        pool.record(0, false);
+        pool.record(1, false);
+        let mut seen = [false; 3];
+        for _ in 0..30 {
+            if let Pick::Server(i) = pool.pick(CLIENT, &Tried::default()) {
+                seen[i] = true;
+            }
+        }
+        assert_eq!(seen, [false, true, true]);
     }
 
     #[tokio::test]

@@ -136,7 +136,8 @@ fn one(ctx: &mut Ctx, entry: &Entry) -> Option<App> {
     match fields.get("port") {
         Some(e) => match ctx.integer(&e) {
             Some(port) => {
-                let last = port + 2 * i64::from(app.instances) - 1;
+                // Wide enough that no written port can overflow the sum.
+                let last = i128::from(port) + 2 * i128::from(app.instances) - 1;
                 if port < 1 || last > 65535 {
                     let message = format!("ports {port}..={last} do not fit in 1..=65535 (each instance needs a spare port for deploys)");
                     let fix = "choose a lower port, e.g. 9001";

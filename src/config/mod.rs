@@ -37,19 +37,43 @@ const TOP_KEYS: &[&str] = &["server", "log", "site", "upstream", "app", "tls"];
 /// Relative paths inside it are resolved against the file's directory.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let source = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let bytes = std::fs::read(path).map_err(|e| {
         ConfigErrors::single(
             &source,
             format!("cannot read the configuration file: {e}"),
             Some("check the path, or pass another one with --config".to_string()),
         )
     })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| not_utf8(&source, e.as_bytes(), e.utf8_error().valid_up_to()))?;
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => Path::new(".").to_path_buf(),
     };
     let base_dir = std::fs::canonicalize(&dir).unwrap_or(dir);
     parse(&text, &source, &base_dir, &|name| std::env::var(name).ok())
+}
+
+/// The error for a file that is not UTF-8 (TOML must be), at the first
+/// byte that is not: an editor shows where to look, not just that it is.
+fn not_utf8(source: &str, bytes: &[u8], valid_up_to: usize) -> ConfigErrors {
+    let valid = bytes
+        .get(..valid_up_to)
+        .and_then(|prefix| std::str::from_utf8(prefix).ok())
+        .unwrap_or_default();
+    let (line, column) = error::LineIndex::new(valid).locate(valid, valid.len());
+    let byte = bytes.get(valid.len()).copied().unwrap_or_default();
+    ConfigErrors {
+        file: source.to_string(),
+        errors: vec![ConfigError {
+            file: source.to_string(),
+            line,
+            column,
+            key: String::new(),
+            message: format!("not valid UTF-8: byte 0x{byte:02x} is not part of a character"),
+            fix: Some("save the file as UTF-8 (TOML files are UTF-8)".to_string()),
+        }],
+    }
 }
 
 /// Parses configuration text. `source` names the file in messages;
@@ -84,7 +108,12 @@ pub fn parse(
     let names = upstream::names(&upstream_entry);
     let upstreams = upstream::upstreams(&mut ctx, upstream_entry, &app_names);
     let sites = site::sites(&mut ctx, root.get("site"), &names);
-    let tls = tls::tls(&mut ctx, root.get("tls"), &server);
+    // Where `server.https` is written: HTTPS without [tls] is reported there.
+    let https_span = root
+        .get("server")
+        .and_then(|e| e.item.get("https"))
+        .and_then(|item| item.span());
+    let tls = tls::tls(&mut ctx, root.get("tls"), &server, https_span);
     root.finish(&mut ctx);
 
     if !ctx.errors.is_empty() {

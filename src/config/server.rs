@@ -22,7 +22,6 @@ const SERVER_KEYS: &[&str] = &[
     "max_header_size",
     "max_body_size",
     "admin_token",
-    "admin_token",
     "https",
 ];
 const LOG_KEYS: &[&str] = &["format", "access", "level"];
@@ -81,18 +80,6 @@ pub(crate) fn server(ctx: &mut Ctx, entry: Option<Entry>) -> Server {
             } else {
                 socket_addr(ctx, &e.key, &text, &e.span).or(server.admin)
             };
-        }
-    }
-    if let Some(e) = fields.get("admin_token") {
-        if let Some(token) = ctx.string(&e) {
-            if token.trim().is_empty() {
-                let fix = "write a long random string, e.g. admin_token = \"${file:/etc/wharf/admin-token}\"";
-                ctx.error(&e.span, &e.key, "is empty".into(), Some(fix.into()));
-            } else {
-                // Never printed by `wharf check --print`.
-                ctx.secrets.push(token.clone());
-                server.admin_token = Some(token);
-            }
         }
     }
     if let Some(e) = fields.get("admin_token") {
@@ -203,13 +190,30 @@ pub(crate) fn log(ctx: &mut Ctx, entry: Option<Entry>) -> Log {
     log
 }
 
-/// `defaults::LISTEN`, interpolated (it reads `$PORT`).
+/// `defaults::LISTEN`, interpolated (it reads `$PORT`). The file does
+/// not say this address, so a bad one is blamed on `PORT`, not on a
+/// `listen` the user never wrote.
 fn default_listen(ctx: &mut Ctx, span: &Span) -> Vec<SocketAddr> {
     let key = "server.listen";
-    ctx.expand(key, defaults::LISTEN, span)
-        .and_then(|text| socket_addr(ctx, key, &text, span))
-        .into_iter()
-        .collect()
+    let Some(text) = ctx.expand(key, defaults::LISTEN, span) else {
+        return Vec::new();
+    };
+    let addr = split_host_port(&text)
+        .ok()
+        .and_then(|(host, port)| Some(SocketAddr::new(parse_ip(host)?, port)));
+    if addr.is_none() {
+        let port = text
+            .rsplit_once(':')
+            .map_or(text.as_str(), |(_, port)| port);
+        let message = format!(
+            "the environment variable PORT is {port:?}, not a port number \
+             (server.listen is not written, so it is \"{}\")",
+            defaults::LISTEN
+        );
+        let fix = "set PORT to a number from 0 to 65535, or write listen = [\"0.0.0.0:8080\"] in [server]";
+        ctx.error(span, key, message, Some(fix.into()));
+    }
+    addr.into_iter().collect()
 }
 
 fn default_addr(text: &str) -> Option<SocketAddr> {

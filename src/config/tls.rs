@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 
 use super::schema::{Challenge, Server, Tls, TlsMode};
-use super::walk::{Ctx, Entry, Fields};
+use super::walk::{Ctx, Entry, Fields, Span};
 
 const TLS_KEYS: &[&str] = &[
     "mode",
@@ -27,11 +27,13 @@ const TLS_KEYS: &[&str] = &[
     "hsts",
 ];
 
-pub(crate) fn tls(ctx: &mut Ctx, entry: Option<Entry>, server: &Server) -> Tls {
+/// `https_span` is where `server.https` is written, for "HTTPS listeners
+/// but no `[tls]`", which has no `[tls]` line to point at.
+pub(crate) fn tls(ctx: &mut Ctx, entry: Option<Entry>, server: &Server, https_span: Span) -> Tls {
     let mut tls = Tls::default();
     let Some(fields) = entry.as_ref().and_then(|e| ctx.table(e, TLS_KEYS)) else {
         if !server.https.is_empty() {
-            https_needs_certificates(ctx, &None);
+            https_needs_certificates(ctx, &https_span);
         }
         return tls;
     };
@@ -358,8 +360,8 @@ mod tests {
         let text = "[server]\nlisten = [\"127.0.0.1:8080\"]\nhttps = [\"127.0.0.1:8443\"]\n";
         let errors = parse(text, dir.path()).expect_err("rejected");
         assert!(
-            errors.contains("server.https needs certificates"),
-            "{errors}"
+            errors.contains("wharf.toml:3:9: tls.mode: server.https needs certificates"),
+            "the error points at the https listeners: {errors}"
         );
     }
 

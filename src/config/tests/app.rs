@@ -106,3 +106,25 @@ fn an_upstream_cannot_have_both_app_and_servers() {
     assert_eq!(key, "upstream.web.servers");
     assert_eq!(message, "cannot be combined with app");
 }
+
+#[test]
+fn a_port_near_the_largest_integer_is_out_of_range_not_a_crash() {
+    for port in [
+        "9223372036854775807",
+        "9223372036854775806",
+        "\"${P:-9223372036854775807}\"",
+    ] {
+        let (line, column, key, message) = one_error(&format!(
+            "[app.web]\ncommand = [\"./server\"]\ninstances = 3\nport = {port}\n"
+        ));
+        assert_eq!(
+            (line, column, key.as_str()),
+            (4, 8, "app.web.port"),
+            "{port}"
+        );
+        assert!(
+            message.contains("do not fit in 1..=65535"),
+            "{port}: {message}"
+        );
+    }
+}

@@ -310,3 +310,12 @@ fn wrong_types_and_syntax_errors() {
     assert!(column >= 1);
     assert!(message.starts_with("not valid TOML"), "{message}");
 }
+
+#[test]
+fn valid_server_keys_are_listed_once() {
+    let dir = base();
+    let err =
+        parse("[server]\nbogus = 1\n", "wharf.toml", dir.path(), &no_env).expect_err("unknown key");
+    let fix = err.errors[0].fix.clone().unwrap_or_default();
+    assert_eq!(fix.matches("admin_token").count(), 1, "{fix}");
+}

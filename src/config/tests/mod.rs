@@ -189,6 +189,29 @@ fn default_listen_reads_port() {
 }
 
 #[test]
+fn a_bad_port_variable_is_blamed_on_port_not_on_the_file() {
+    let env = |name: &str| (name == "PORT").then(|| "abc".to_string());
+    let err = parse("", "wharf.toml", Path::new("/"), &env).expect_err("bad PORT");
+    assert_eq!(err.errors.len(), 1);
+    let e = &err.errors[0];
+    assert_eq!(e.key, "server.listen");
+    assert!(e.message.contains("PORT is \"abc\""), "{err}");
+    assert!(
+        e.fix.as_deref().unwrap_or_default().contains("set PORT"),
+        "{err}"
+    );
+    // With a [server] table, the error points at it.
+    let err = parse(
+        "[server]\nadmin = \"off\"\n",
+        "wharf.toml",
+        Path::new("/"),
+        &env,
+    )
+    .expect_err("bad PORT");
+    assert_eq!((err.errors[0].line, err.errors[0].column), (1, 1), "{err}");
+}
+
+#[test]
 fn log_section() {
     let dir = base();
     let text = "[log]\nformat = \"pretty\"\naccess = \"logs/access.log\"\nlevel = \"WARN\"\n";
@@ -221,6 +244,24 @@ fn load_names_an_unreadable_file() {
     assert!(
         err.to_string()
             .starts_with("/nonexistent/wharf.toml: cannot read"),
+        "{err}"
+    );
+}
+
+#[test]
+fn load_points_at_the_first_byte_that_is_not_utf8() {
+    let dir = base();
+    let path = dir.path().join("wharf.toml");
+    std::fs::write(&path, b"[server]\nlisten = [\"h\xc3\xa9:80\xff\"]\n").expect("write");
+    let err = load(&path).expect_err("not UTF-8");
+    assert_eq!(err.errors.len(), 1);
+    let e = &err.errors[0];
+    // Columns count characters: `é` before the bad byte is one.
+    assert_eq!((e.line, e.column), (2, 17), "{err}");
+    assert!(e.message.contains("not valid UTF-8"), "{err}");
+    assert!(e.message.contains("0xff"), "{err}");
+    assert!(
+        e.fix.as_deref().unwrap_or_default().contains("UTF-8"),
         "{err}"
     );
 }

@@ -813,3 +813,45 @@ async fn a_body_the_upstream_stops_sending_is_cut_off_after_response_timeout_on_
         "the cut-off is logged"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rfc_7239_forwarded_header_is_believed_only_from_a_trusted_proxy() {
+    let backend = echo().await;
+    let spoof = ("forwarded", "for=6.6.6.6;proto=https;host=evil.example");
+    // Untrusted: dropped on the fast path, on the fast path's map path
+    // (a head with a hop-by-hop field), and over HTTP/2.
+    let wharf = Wharf::start("", &proxy_to(backend, ""));
+    let h1 = client();
+    let h2 = h2c_client();
+    let cases: [(&str, &TestClient, Vec<(&str, &str)>); 3] = [
+        ("http/1.1", &h1, vec![spoof]),
+        ("http/1.1 with te", &h1, vec![spoof, ("te", "trailers")]),
+        ("h2", &h2, vec![spoof]),
+    ];
+    for (name, client, headers) in &cases {
+        let reply = send(client, Method::GET, &wharf.url("/who"), headers, b"").await;
+        assert_eq!(reply.status, 200, "{name}");
+        let seen = &reply.json()["headers"];
+        assert!(
+            seen.get("forwarded").is_none(),
+            "{name}: an untrusted client's Forwarded reached the app: {seen}"
+        );
+        assert_eq!(seen["x-forwarded-for"], "127.0.0.1", "{name}");
+    }
+    drop(wharf);
+
+    // From a trusted proxy it is passed on as it came.
+    let wharf = Wharf::start(
+        "trusted_proxies = [\"127.0.0.0/8\"]",
+        &proxy_to(backend, ""),
+    );
+    for (name, client, headers) in &cases {
+        let reply = send(client, Method::GET, &wharf.url("/who"), headers, b"").await;
+        assert_eq!(reply.status, 200, "{name}");
+        assert_eq!(
+            reply.json()["headers"]["forwarded"],
+            spoof.1,
+            "{name}: a trusted proxy's Forwarded"
+        );
+    }
+}

@@ -53,6 +53,9 @@ pub enum Kind {
     /// Hop-by-hop (RFC 9110 7.6.1) other than `Connection`.
     HopByHop,
     ForwardedFor,
+    /// RFC 7239 `Forwarded`: dropped from clients that are not trusted
+    /// proxies, like the `X-Forwarded-*` fields.
+    Forwarded,
     ForwardedProto,
     ForwardedHost,
     RealIp,
@@ -72,6 +75,7 @@ impl Kind {
             4 if is(b"host") => Kind::Host,
             7 if is(b"trailer") => Kind::HopByHop,
             9 if is(b"x-real-ip") => Kind::RealIp,
+            9 if is(b"forwarded") => Kind::Forwarded,
             10 if is(b"connection") => Kind::Connection,
             10 if is(b"user-agent") => Kind::UserAgent,
             10 if is(b"keep-alive") => Kind::HopByHop,
@@ -347,6 +351,7 @@ pub fn write_forwarded(
             Kind::Connection
             | Kind::HopByHop
             | Kind::ForwardedFor
+            | Kind::Forwarded
             | Kind::ForwardedProto
             | Kind::ForwardedHost
             | Kind::RealIp => true,
@@ -1564,6 +1569,7 @@ mod tests {
             ("x-forwarded-proto", Kind::ForwardedProto),
             ("x-forwarded-host", Kind::ForwardedHost),
             ("x-real-ip", Kind::RealIp),
+            ("forwarded", Kind::Forwarded),
             ("x-request-id", Kind::RequestId),
             ("traceparent", Kind::Traceparent),
             ("tracestate", Kind::Tracestate),

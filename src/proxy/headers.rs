@@ -131,6 +131,10 @@ pub struct Forwarded {
     real_ip: Option<Option<HeaderValue>>,
     proto: Option<Option<HeaderValue>>,
     host: Option<Option<HeaderValue>>,
+    /// Whether an incoming RFC 7239 `Forwarded` is removed: it says as
+    /// much as `X-Forwarded-*` and is believed only from a trusted proxy.
+    /// wharf writes none of its own, as nginx and Caddy do not.
+    drop_forwarded: bool,
 }
 
 impl Forwarded {
@@ -172,6 +176,7 @@ impl Forwarded {
             real_ip,
             proto,
             host,
+            drop_forwarded: !fwd.peer_trusted,
         }
     }
 
@@ -194,6 +199,9 @@ impl Forwarded {
                 }
             }
         }
+        if self.drop_forwarded {
+            headers.remove(header::FORWARDED);
+        }
     }
 
     /// Whether an incoming header named `name` is replaced or removed.
@@ -202,6 +210,7 @@ impl Forwarded {
             || (self.real_ip.is_some() && *name == X_REAL_IP)
             || (self.proto.is_some() && *name == X_FORWARDED_PROTO)
             || (self.host.is_some() && *name == X_FORWARDED_HOST)
+            || (self.drop_forwarded && *name == header::FORWARDED)
     }
 
     /// The fields to send in place of those [`Forwarded::replaces`] names.

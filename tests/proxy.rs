@@ -823,7 +823,8 @@ async fn an_rfc_7239_forwarded_header_is_believed_only_from_a_trusted_proxy() {
     let wharf = Wharf::start("", &proxy_to(backend, ""));
     let h1 = client();
     let h2 = h2c_client();
-    let cases: [(&str, &TestClient, Vec<(&str, &str)>); 3] = [
+    type Case<'a> = (&'a str, &'a TestClient, Vec<(&'a str, &'a str)>);
+    let cases: [Case; 3] = [
         ("http/1.1", &h1, vec![spoof]),
         ("http/1.1 with te", &h1, vec![spoof, ("te", "trailers")]),
         ("h2", &h2, vec![spoof]),

@@ -150,6 +150,12 @@ async fn echo(
         Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
     };
     let status = options.status.unwrap_or(StatusCode::OK);
+    if matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) {
+        // These answers have no body (RFC 9110 15.3.5, 15.4.5).
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = status;
+        return response;
+    }
     if let Some(length) = options.bytes {
         let mut response = Response::new(Body::new(Filler { remaining: length }));
         *response.status_mut() = status;
@@ -334,6 +340,19 @@ mod tests {
         let uri = format!("http://{addr}/x?status=abc").parse().expect("uri");
         let response = client.get(uri).await.expect("response");
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+        // 204 and 304 come without a body (the server may say length 0).
+        for status in [204, 304] {
+            let uri = format!("http://{addr}/x?status={status}")
+                .parse()
+                .expect("uri");
+            let response = client.get(uri).await.expect("response");
+            assert_eq!(response.status().as_u16(), status);
+            let length = response.headers().get(header::CONTENT_LENGTH);
+            assert!(length.is_none_or(|l| l == "0"), "{length:?}");
+            let body = response.into_body().collect().await.expect("body");
+            assert!(body.to_bytes().is_empty());
+        }
     }
 
     #[tokio::test]

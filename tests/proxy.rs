@@ -856,3 +856,42 @@ async fn an_rfc_7239_forwarded_header_is_believed_only_from_a_trusted_proxy() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_204_reaches_clients_without_a_length_over_http1_and_http2() {
+    // An app that (wrongly) sends a length with its 204, and a 304 whose
+    // length names the representation (allowed).
+    let (backend, _) = scripted_backend(vec![
+        (
+            "/gone",
+            vec![b"HTTP/1.1 204 No Content\r\nContent-Length: 422\r\nX-App: 1\r\n\r\n"],
+            false,
+        ),
+        (
+            "/same",
+            vec![b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\nETag: \"a\"\r\n\r\n"],
+            false,
+        ),
+    ])
+    .await;
+    let wharf = Wharf::start("", &proxy_to(backend, ""));
+    let h1 = client();
+    let h2 = h2c_client();
+    for (name, client) in [("http/1.1", &h1), ("h2", &h2)] {
+        for _ in 0..2 {
+            let reply = send(client, Method::GET, &wharf.url("/gone"), &[], b"").await;
+            assert_eq!(reply.status, 204, "{name}");
+            assert_eq!(reply.header("content-length"), None, "{name}");
+            assert_eq!(reply.header("x-app"), Some("1"), "{name}");
+            assert!(reply.body.is_empty(), "{name}");
+            let reply = send(client, Method::GET, &wharf.url("/same"), &[], b"").await;
+            assert_eq!(reply.status, 304, "{name}");
+            assert_eq!(reply.header("etag"), Some("\"a\""), "{name}");
+        }
+    }
+    // A 204 to an upload (hyper's client on the way up).
+    let upload = vec![b'u'; 64 * 1024];
+    let reply = send(&h2, Method::PUT, &wharf.url("/gone"), &[], &upload).await;
+    assert_eq!(reply.status, 204);
+    assert_eq!(reply.header("content-length"), None);
+}

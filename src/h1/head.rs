@@ -598,6 +598,10 @@ pub fn parse_response(
         if !relayed(kind, name, &listed[..listed_count], transfer_encoded, extra) {
             continue;
         }
+        if status == 204 && kind == Name::ContentLength {
+            // RFC 9110 8.6: a 204 has no length (nginx drops it too).
+            continue;
+        }
         out.extend_from_slice(name);
         out.extend_from_slice(b": ");
         out.extend_from_slice(field.value);
@@ -737,7 +741,9 @@ pub fn map_response(
             let (kind, name, _) = &spans[index];
             let relayed = match kind {
                 Name::Connection | Name::HopByHop | Name::TransferEncoding => false,
-                Name::ContentLength => !transfer_encoded,
+                // RFC 9110 8.6: never on a 204; an HTTP/2 client takes a
+                // 204 with a length for a broken stream.
+                Name::ContentLength => !transfer_encoded && status != 204,
                 _ => {
                     let name = &buf[name.clone()];
                     !listed[..listed_count]

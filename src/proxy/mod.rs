@@ -329,6 +329,13 @@ pub async fn forward(
         let switching = upstream_response.status() == StatusCode::SWITCHING_PROTOCOLS;
         let upgraded_protocol = upstream_response.headers().get(header::UPGRADE).cloned();
         headers::strip_hop_by_hop(upstream_response.headers_mut());
+        if upstream_response.status() == StatusCode::NO_CONTENT {
+            // RFC 9110 8.6: a 204 has no length; an HTTP/2 client takes
+            // one for a broken stream. (The bare path left it out already.)
+            upstream_response
+                .headers_mut()
+                .remove(header::CONTENT_LENGTH);
+        }
         match (switching, client_upgrade) {
             (true, Some(client_side)) => {
                 let upstream_side = hyper::upgrade::on(&mut upstream_response);

@@ -472,8 +472,33 @@ fn without_a_config_file_wharf_runs_the_demo() {
         let echoed = (echoed.expect("the demo echo never answered"), ports);
         (welcome, echoed)
     });
+    // The README's next commands, in the same directory: they find the
+    // demo's admin API without a config file.
+    let admin_commands: Vec<_> = [&["status"][..], &["reload"], &["deploy", "demo_echo"]]
+        .iter()
+        .map(|args| {
+            let output = Command::new(WHARF)
+                .args(*args)
+                .current_dir(dir.path())
+                .env_remove("WHARF_ADMIN_TOKEN")
+                .stdin(Stdio::null())
+                .output()
+                .expect("run wharf");
+            (args.join(" "), output)
+        })
+        .collect();
     let _ = child.kill();
     let _ = child.wait();
+    for (command, output) in &admin_commands {
+        assert!(
+            output.status.success(),
+            "wharf {command} against the demo: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let status = String::from_utf8_lossy(&admin_commands[0].1.stdout);
+    assert!(status.contains("<embedded demo>"), "{status}");
+    assert!(status.contains("demo_echo"), "{status}");
     let (welcome, (echoed, ports)) = result;
     assert_eq!(welcome.status, 200);
     assert!(welcome.text().contains("wharf is running"));
@@ -483,6 +508,27 @@ fn without_a_config_file_wharf_runs_the_demo() {
         2,
         "both supervised echo instances answer: {ports:?}"
     );
+}
+
+#[test]
+fn admin_commands_name_a_missing_config_file_plainly() {
+    let dir = tempfile::tempdir().expect("dir");
+    for args in [&["status"][..], &["reload"], &["deploy", "web"]] {
+        let output = Command::new(WHARF)
+            .args(args)
+            .args(["-c", "missing.toml"])
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run wharf");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("missing.toml does not exist"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("broken"), "{args:?}: {stderr}");
+    }
 }
 
 #[test]

@@ -9,14 +9,36 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use super::demo;
 use crate::config;
 
-/// The admin address: `--admin`, else `server.admin` from the config file.
+/// The config file the admin commands read when none is named, as `wharf run` does.
+pub const DEFAULT_CONFIG: &str = "wharf.toml";
+
+/// The admin address: `--admin`, else `server.admin` from the config file
+/// (`named`, or `./wharf.toml`). Without `-c` and without `./wharf.toml`,
+/// `wharf run` serves the embedded demo, so its admin address is used.
 /// Also returns the bearer token from the config, if any.
 pub fn resolve(
-    path: &Path,
+    named: Option<&Path>,
     admin: Option<SocketAddr>,
 ) -> anyhow::Result<(SocketAddr, Option<String>)> {
+    let path = named.unwrap_or(Path::new(DEFAULT_CONFIG));
+    if !path.exists() {
+        if let Some(addr) = admin {
+            return Ok((addr, None));
+        }
+        if named.is_some() {
+            bail!(
+                "the config file {} does not exist; name the file wharf runs with (-c), or pass --admin",
+                path.display()
+            );
+        }
+        return match demo::admin()? {
+            Some(addr) => Ok((addr, None)),
+            None => bail!("the embedded demo has no admin API; pass --admin"),
+        };
+    }
     let loaded = config::load(path);
     let token = loaded
         .as_ref()

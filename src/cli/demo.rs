@@ -47,6 +47,25 @@ app = "demo_echo"
 balance = "least_conn"
 "#;
 
+/// The demo's admin address (`server.admin`), for `wharf status`,
+/// `reload` and `deploy` run where there is no wharf.toml. Read from the
+/// demo config itself, so the two cannot drift apart; the placeholders
+/// stand in for the values `vars` finds at start.
+pub fn admin() -> Result<Option<std::net::SocketAddr>, crate::config::ConfigErrors> {
+    let lookup = |key: &str| match key {
+        "WHARF_EXE" => Some("wharf".to_string()),
+        "WHARF_DEMO_PORT" => Some("9001".to_string()),
+        _ => None,
+    };
+    let config = crate::config::parse(
+        CONFIG,
+        "<embedded demo>",
+        std::path::Path::new("."),
+        &lookup,
+    )?;
+    Ok(config.server.admin)
+}
+
 /// The variables the demo config needs: this executable, and the first of
 /// four free consecutive loopback ports (two instances plus deploy spares).
 pub fn vars() -> std::io::Result<Vec<(String, String)>> {
@@ -66,4 +85,13 @@ pub fn vars() -> std::io::Result<Vec<(String, String)>> {
         std::io::ErrorKind::AddrInUse,
         "no four free consecutive ports between 9001 and 9801 for the demo's echo instances",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_demo_serves_its_admin_api_on_the_default_address() {
+        let admin = super::admin().expect("the demo config loads");
+        assert_eq!(admin, Some("127.0.0.1:9180".parse().expect("addr")));
+    }
 }

@@ -7,7 +7,11 @@ use std::process::ExitCode;
 
 use super::admin_client;
 
-pub fn deploy(path: &Path, admin: Option<SocketAddr>, app: &str) -> anyhow::Result<ExitCode> {
+pub fn deploy(
+    path: Option<&Path>,
+    admin: Option<SocketAddr>,
+    app: &str,
+) -> anyhow::Result<ExitCode> {
     let (admin, token) = admin_client::resolve(path, admin)?;
     let runtime = super::runtime()?;
     runtime.block_on(async move {

@@ -85,9 +85,10 @@ pub enum Command {
     Deploy {
         /// The app, as named in [app.NAME].
         app: String,
-        /// Config file to read server.admin from.
-        #[arg(short, long, default_value = "wharf.toml")]
-        config: PathBuf,
+        /// Config file to read server.admin from [default: wharf.toml; without
+        /// it, the embedded demo's admin address].
+        #[arg(short, long)]
+        config: Option<PathBuf>,
         /// Admin address, overriding the config.
         #[arg(long)]
         admin: Option<std::net::SocketAddr>,
@@ -101,9 +102,10 @@ pub enum Command {
     ///   WHARF_ADMIN_TOKEN=... wharf status -c /etc/wharf.toml
     #[command(verbatim_doc_comment)]
     Status {
-        /// Config file to read server.admin and admin_token from.
-        #[arg(short, long, default_value = "wharf.toml")]
-        config: PathBuf,
+        /// Config file to read server.admin and admin_token from [default:
+        /// wharf.toml; without it, the embedded demo's admin address].
+        #[arg(short, long)]
+        config: Option<PathBuf>,
         /// Admin address, overriding the config.
         #[arg(long)]
         admin: Option<std::net::SocketAddr>,
@@ -133,9 +135,10 @@ pub enum Command {
     ///   wharf reload --admin 127.0.0.1:9180
     #[command(verbatim_doc_comment)]
     Reload {
-        /// Config file to read server.admin from.
-        #[arg(short, long, default_value = "wharf.toml")]
-        config: PathBuf,
+        /// Config file to read server.admin from [default: wharf.toml; without
+        /// it, the embedded demo's admin address].
+        #[arg(short, long)]
+        config: Option<PathBuf>,
         /// Admin address, overriding the config.
         #[arg(long)]
         admin: Option<std::net::SocketAddr>,
@@ -148,15 +151,15 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Run { config } => run::run(config),
         Command::Check { config, print } => check::check(&config, print),
         Command::Echo { port, bind } => echo::echo(bind, port),
-        Command::Reload { config, admin } => reload::reload(&config, admin),
+        Command::Reload { config, admin } => reload::reload(config.as_deref(), admin),
         Command::Status {
             config,
             admin,
             token,
             json,
-        } => status::status(&config, admin, token, json),
+        } => status::status(config.as_deref(), admin, token, json),
         Command::Export { target } => export::export(target),
-        Command::Deploy { app, config, admin } => deploy::deploy(&config, admin, &app),
+        Command::Deploy { app, config, admin } => deploy::deploy(config.as_deref(), admin, &app),
     };
     match result {
         Ok(code) => code,

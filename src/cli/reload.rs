@@ -7,11 +7,14 @@ use std::process::ExitCode;
 
 use super::admin_client;
 
-pub fn reload(path: &Path, admin: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
-    if admin.is_none() {
+pub fn reload(path: Option<&Path>, admin: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
+    let file = path.unwrap_or(Path::new(admin_client::DEFAULT_CONFIG));
+    // Without the file, resolve says why (a named file is missing) or
+    // reaches the embedded demo, which reloads its own config.
+    if admin.is_none() && file.exists() {
         // A config the running wharf would reject is reported here, with
         // positions, rather than as a bare "rejected".
-        if let Err(errors) = crate::config::load(path) {
+        if let Err(errors) = crate::config::load(file) {
             eprintln!("{errors}\nwharf: the running wharf would reject this config; fix it first");
             return Ok(ExitCode::FAILURE);
         }

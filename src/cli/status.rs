@@ -13,7 +13,7 @@ use super::admin_client;
 use crate::observe::status::Status;
 
 pub fn status(
-    path: &Path,
+    path: Option<&Path>,
     admin: Option<SocketAddr>,
     token: Option<String>,
     json: bool,

@@ -826,3 +826,36 @@ async fn idle_and_response_deadlines_hold_on_one_connection_in_either_order() {
         idle.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http1_1_request_without_one_host_is_a_400_not_a_guess() {
+    // A site for any host, so a request without Host would otherwise be
+    // served.
+    let backend = echo().await;
+    let wharf = Wharf::start("", &proxy_to(backend));
+    let cases: [(&[u8], u16); 5] = [
+        (b"GET / HTTP/1.1\r\n\r\n", 400),
+        (
+            b"GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n",
+            400,
+        ),
+        (
+            b"GET / HTTP/1.0\r\nHost: a.test\r\nHost: b.test\r\n\r\n",
+            400,
+        ),
+        // HTTP/1.0 needs none; an absolute-form target names the host.
+        (b"GET / HTTP/1.0\r\n\r\n", 200),
+        (b"GET http://app.test/ HTTP/1.1\r\n\r\n", 200),
+    ];
+    for (request, status) in cases {
+        let mut conn = Conn::open(wharf.addr).await;
+        conn.send(request).await;
+        let response = conn.response("GET").await;
+        assert_eq!(
+            response.status,
+            status,
+            "{}",
+            String::from_utf8_lossy(request)
+        );
+    }
+}

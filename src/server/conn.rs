@@ -157,9 +157,13 @@ fn route(
     scheme: &'static str,
     server: &Arc<Server>,
 ) -> Answer {
-    let early = match scheme {
-        "http" => tls::intercept(&req, &server.tls),
-        _ => None,
+    let early = if bad_host(&req) {
+        Some(response::status(StatusCode::BAD_REQUEST))
+    } else {
+        match scheme {
+            "http" => tls::intercept(&req, &server.tls),
+            _ => None,
+        }
     };
     let (started, call) = begin(req, peer, peer_header, scheme, early, &server.snapshot());
     let https = (scheme == "https").then(|| server.clone());
@@ -177,6 +181,22 @@ fn route(
         }
         response
     })
+}
+
+/// RFC 9112 3.2: an HTTP/1.1 request without `Host` (and no authority in
+/// its target), or an HTTP/1 request with more than one, is answered 400,
+/// not routed as if it had asked for no host. HTTP/2 names its authority
+/// in `:authority`.
+fn bad_host<B>(req: &Request<B>) -> bool {
+    if req.version() > http::Version::HTTP_11 {
+        return false;
+    }
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let first = hosts.next();
+    if hosts.next().is_some() {
+        return true;
+    }
+    first.is_none() && req.version() == http::Version::HTTP_11 && req.uri().authority().is_none()
 }
 
 /// How a request is answered after [`begin`].

@@ -170,7 +170,9 @@ impl Pool {
         self.stop_checks.send_replace(true);
     }
 
-    fn available(&self, index: usize, now_ms: u64) -> bool {
+    /// Whether `members[index]` may get a new request now: what `pick`
+    /// asks of every candidate, and what the status and metrics report.
+    pub fn available(&self, index: usize, now_ms: u64) -> bool {
         let Some(member) = self.members.get(index) else {
             return false;
         };

@@ -17,10 +17,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
 
-use super::{metrics, process, sources};
-use crate::balance::breaker::Breaker;
+use super::{metrics, process, sources, status};
 use crate::balance::clock;
-use crate::balance::state::Health;
 use crate::server::Server;
 
 /// The content type of the Prometheus text format, version 0.0.4.
@@ -93,26 +91,28 @@ fn upstream_servers(server: &Server, registry: &mut Registry) {
     let health_changes: Family<ServerLabels, Counter> = Family::default();
     let snapshot = server.snapshot();
     let now = clock::now_ms();
+    let instances = status::instance_states(server);
     for pool in snapshot.pools.values() {
-        for member in &pool.members {
+        for (index, member) in pool.members.iter().enumerate() {
             let labels = ServerLabels {
                 upstream: pool.name.clone(),
                 server: member.authority.to_string(),
             };
-            let state = &member.state;
-            let breaker = *lock(&state.breaker);
-            let is_open = matches!(breaker, Breaker::Open { until_ms } if until_ms > now)
-                || matches!(breaker, Breaker::HalfOpen { .. });
-            let is_ejected = state.is_ejected(now);
-            let is_up = state.health() == Health::Up;
-            let usable = is_up && !is_ejected && !is_open && !state.is_draining();
-            up.get_or_create(&labels).set(i64::from(is_up));
-            available.get_or_create(&labels).set(i64::from(usable));
-            ejected.get_or_create(&labels).set(i64::from(is_ejected));
-            breaker_open.get_or_create(&labels).set(i64::from(is_open));
+            // The same reading as /status, so the two never disagree.
+            let view = status::server_state(pool, index, &instances, now);
+            up.get_or_create(&labels)
+                .set(i64::from(view.health == "up"));
+            available
+                .get_or_create(&labels)
+                .set(i64::from(view.available));
+            ejected.get_or_create(&labels).set(i64::from(view.ejected));
+            breaker_open
+                .get_or_create(&labels)
+                .set(i64::from(view.breaker != "closed"));
             in_flight
                 .get_or_create(&labels)
-                .set(i64::try_from(state.in_flight()).unwrap_or(i64::MAX));
+                .set(i64::try_from(view.in_flight).unwrap_or(i64::MAX));
+            let state = &member.state;
             let counters = &state.counters;
             let load = |counter: &AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
             requests
@@ -134,12 +134,12 @@ fn upstream_servers(server: &Server, registry: &mut Registry) {
     }
     registry.register(
         "wharf_upstream_server_up",
-        "1 when the server's active health is up, else 0",
+        "1 when the server answers: its active health is up and, for an app instance, its process runs and answered on its port",
         up,
     );
     registry.register(
         "wharf_upstream_server_available",
-        "1 when the server may get new requests (up, not ejected, breaker closed, not draining)",
+        "1 when the balancer may send the server new requests (up, not ejected, breaker closed, not draining, app instance ready)",
         available,
     );
     registry.register(
@@ -319,12 +319,5 @@ impl Collector for Declared {
         let help = format!("{}.", self.help);
         encoder.encode_descriptor(self.name, &help, None, self.kind)?;
         Ok(())
-    }
-}
-
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
     }
 }

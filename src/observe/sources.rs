@@ -5,6 +5,7 @@
 //! subsystems store their state; each fills its list from its own state
 //! when asked (at scrape or status time, never on the request path).
 
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -39,7 +40,10 @@ pub struct InstanceInfo {
     pub index: u32,
     pub pid: Option<u32>,
     pub port: u16,
-    /// "starting", "running", "backoff", "stopped", "failed", ...
+    /// Where it listens (the address of its upstream member).
+    #[serde(skip)]
+    pub addr: SocketAddr,
+    /// "starting", "running", "backoff", "stopping", "stopped" or "exited".
     pub state: String,
     /// Whether the instance is up (running and, when checked, healthy).
     pub up: bool,
@@ -77,6 +81,7 @@ pub fn instances(server: &Server) -> Vec<InstanceInfo> {
             index: i.index,
             pid: i.pid,
             port: i.port,
+            addr: i.addr,
             uptime_seconds: i.uptime_seconds,
             restarts: u64::from(i.restarts),
         })

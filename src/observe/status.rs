@@ -6,6 +6,8 @@
 //! instances. The same types deserialize the document in `wharf status`, so
 //! the CLI and the server cannot drift apart.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
@@ -16,7 +18,8 @@ use super::sources::{self, unix_seconds};
 use super::{metrics, process};
 use crate::balance::breaker::Breaker;
 use crate::balance::clock;
-use crate::balance::state::{Health, ServerState};
+use crate::balance::state::Health;
+use crate::balance::Pool;
 use crate::config;
 use crate::server::Server;
 
@@ -75,12 +78,15 @@ pub struct UpstreamStatus {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServerStatus {
     pub address: String,
-    /// One word for people: "up", "down", "unknown", "ejected",
-    /// "breaker_open" or "draining".
+    /// One word for people: "up", "down", "unknown", "starting",
+    /// "ejected", "breaker_open" or "draining". "up" exactly when
+    /// `available`.
     pub state: String,
-    /// Whether it may get new requests now.
+    /// Whether the balancer may send it new requests now.
     pub available: bool,
-    /// Active health: "up", "down" or "unknown".
+    /// Whether it answers: "up", "down" or "unknown" (its active health
+    /// check; for an app instance also whether its process runs and has
+    /// answered on its port).
     pub health: String,
     pub ejected: bool,
     /// "closed", "open" or "half_open".
@@ -142,6 +148,7 @@ pub fn collect(server: &Server, history: &History) -> Status {
         })
         .collect();
     let now_ms = clock::now_ms();
+    let instances = instance_states(server);
     let upstreams = snapshot
         .pools
         .values()
@@ -154,12 +161,13 @@ pub fn collect(server: &Server, history: &History) -> Status {
             servers: pool
                 .members
                 .iter()
-                .map(|member| ServerStatus {
+                .enumerate()
+                .map(|(index, member)| ServerStatus {
                     address: member.authority.to_string(),
                     backup: member.backup,
                     weight: member.weight,
                     latency_ms: metrics.server_latency_ms(&pool.name, member.addr),
-                    ..server_state(&member.state, now_ms)
+                    ..server_state(pool, index, &instances, now_ms)
                 })
                 .collect(),
         })
@@ -226,10 +234,34 @@ fn route(site: &str, route: &config::Route) -> RouteStatus {
     }
 }
 
-/// The live state of one server; address, weight, backup and latency are
-/// filled in by the caller.
-fn server_state(state: &ServerState, now_ms: u64) -> ServerStatus {
-    let health = state.health();
+/// The state of each supervised app instance ("starting", "backoff", ...)
+/// by the address its upstream member carries.
+pub(super) fn instance_states(server: &Server) -> HashMap<SocketAddr, String> {
+    sources::instances(server)
+        .into_iter()
+        .map(|i| (i.addr, i.state))
+        .collect()
+}
+
+/// The live state of `pool.members[index]`, as the balancer sees it: the
+/// status page, `wharf status` and the metrics all read it from here.
+/// `available` is exactly what `Pool::pick` asks of a server, so a server
+/// shown available is one that gets requests. `health` says whether the
+/// server answers: its active health check, and for an app instance, also
+/// whether its process runs and has answered on its port yet (an instance
+/// that is starting, crashed or waiting to restart is not up, whatever an
+/// earlier check said). Address, weight, backup and latency are filled in
+/// by the caller.
+pub(super) fn server_state(
+    pool: &Pool,
+    index: usize,
+    instances: &HashMap<SocketAddr, String>,
+    now_ms: u64,
+) -> ServerStatus {
+    let Some(member) = pool.members.get(index) else {
+        return ServerStatus::missing();
+    };
+    let state = &member.state;
     let breaker = match *lock(&state.breaker) {
         Breaker::Open { until_ms } if until_ms > now_ms => "open",
         Breaker::Open { .. } | Breaker::HalfOpen { .. } => "half_open",
@@ -237,33 +269,70 @@ fn server_state(state: &ServerState, now_ms: u64) -> ServerStatus {
     };
     let ejected = state.is_ejected(now_ms);
     let draining = state.is_draining();
-    let word = match health {
-        Health::Up if draining => "draining",
-        Health::Up if ejected => "ejected",
-        Health::Up if breaker == "open" => "breaker_open",
+    let available = pool.available(index, now_ms);
+    let checked = match state.health() {
         Health::Up => "up",
         Health::Down => "down",
         Health::Unknown => "unknown",
     };
+    let serving = member
+        .serving
+        .as_ref()
+        .is_none_or(|serving| serving.load(Ordering::Acquire));
+    let (word, health) = if serving {
+        let word = match checked {
+            "up" if draining => "draining",
+            "up" if ejected => "ejected",
+            "up" if !available => "breaker_open",
+            other => other,
+        };
+        (word, checked)
+    } else {
+        // An app instance the supervisor keeps out of the pool.
+        match instances.get(&member.addr).map(String::as_str) {
+            // Started, not answering on its port yet.
+            Some("starting") => ("starting", "unknown"),
+            // Answering, but a deploy is draining or stopping it.
+            Some("running" | "stopping") => ("draining", checked),
+            // Crashed and waiting to restart, exited, or gone.
+            _ => ("down", "down"),
+        }
+    };
     ServerStatus {
         address: String::new(),
         state: word.to_string(),
-        available: word == "up",
-        health: match health {
-            Health::Up => "up",
-            Health::Down => "down",
-            Health::Unknown => "unknown",
-        }
-        .to_string(),
+        available,
+        health: health.to_string(),
         ejected,
         breaker: breaker.to_string(),
-        draining,
+        draining: draining || (!serving && word == "draining"),
         backup: false,
         weight: 1,
         in_flight: state.in_flight(),
         requests_total: state.counters.requests.load(Ordering::Relaxed),
         failures_total: state.counters.failures.load(Ordering::Relaxed),
         latency_ms: None,
+    }
+}
+
+impl ServerStatus {
+    /// A server that is not in the pool (never shown; keeps callers total).
+    fn missing() -> ServerStatus {
+        ServerStatus {
+            address: String::new(),
+            state: "down".to_string(),
+            available: false,
+            health: "down".to_string(),
+            ejected: false,
+            breaker: "closed".to_string(),
+            draining: false,
+            backup: false,
+            weight: 1,
+            in_flight: 0,
+            requests_total: 0,
+            failures_total: 0,
+            latency_ms: None,
+        }
     }
 }
 

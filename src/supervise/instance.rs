@@ -60,6 +60,8 @@ pub struct InstanceInfo {
     pub app: String,
     pub index: u32,
     pub port: u16,
+    /// Where it listens: the address its upstream members carry.
+    pub addr: SocketAddr,
     pub pid: Option<u32>,
     pub state: State,
     pub uptime_seconds: Option<u64>,
@@ -131,6 +133,7 @@ impl Instance {
             app: self.app.clone(),
             index: self.index,
             port: self.port,
+            addr: self.addr,
             pid: (pid != 0).then_some(pid),
             state,
             uptime_seconds: since.map(|t| t.elapsed().as_secs()),

@@ -181,3 +181,125 @@ async fn app_instances_show_up_state_and_restarts_in_metrics_and_status() {
         "one restart listed: {text}"
     );
 }
+
+/// The /status entry of the server of upstream `upstream`.
+fn server_status(status: &Value, upstream: &str) -> Value {
+    status["upstreams"]
+        .as_array()
+        .and_then(|all| all.iter().find(|u| u["name"] == upstream))
+        .map(|u| u["servers"][0].clone())
+        .unwrap_or_else(|| panic!("no upstream {upstream}: {status}"))
+}
+
+/// The server's state, availability and health, as /status, the metrics
+/// and `wharf status` show them (which must agree).
+async fn shown(wharf: &Wharf, upstream: &str, addr: &str) -> (String, bool, String) {
+    let status = get(&format!("http://{}/status", wharf.admin), &[])
+        .await
+        .json();
+    let server = server_status(&status, upstream);
+    let state = server["state"].as_str().unwrap_or_default().to_string();
+    let available = server["available"] == true;
+    let health = server["health"].as_str().unwrap_or_default().to_string();
+
+    let metrics = scrape(wharf, &[]).await;
+    let labels = format!("{{upstream=\"{upstream}\",server=\"{addr}\"}}");
+    let gauge = |name: &str| sample(&metrics, &format!("{name}{labels}"));
+    assert_eq!(
+        gauge("wharf_upstream_server_available"),
+        Some(f64::from(u8::from(available))),
+        "{upstream}: {server}\n{metrics}"
+    );
+    assert_eq!(
+        gauge("wharf_upstream_server_up"),
+        Some(f64::from(u8::from(health == "up"))),
+        "{upstream}: {server}\n{metrics}"
+    );
+
+    let text = String::from_utf8_lossy(&wharf_status(wharf, &[]).stdout).to_string();
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{upstream} ")) && l.contains(addr))
+        .unwrap_or_else(|| panic!("{upstream} {addr} not listed:\n{text}"))
+        .to_string();
+    let words: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        words.get(2..4),
+        Some(&[state.as_str(), health.as_str()][..]),
+        "{row}"
+    );
+    (state, available, health)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_instances_that_get_no_traffic_are_not_shown_up_or_available() {
+    let port = free_ports(3);
+    let (idle, crash, web) = (port, port + 1, port + 2);
+    let body = format!(
+        "[[site]]\n  [[site.route]]\n  path = \"/idle/\"\n  upstream = \"idle\"\n  \
+         [[site.route]]\n  path = \"/crash/\"\n  upstream = \"crash\"\n  \
+         [[site.route]]\n  path = \"/\"\n  upstream = \"web\"\n\n\
+         [upstream.idle]\napp = \"idle\"\n[upstream.crash]\napp = \"crash\"\n[upstream.web]\napp = \"web\"\n\n\
+         [app.idle]\ncommand = [\"sleep\", \"60\"]\nport = {idle}\n\n\
+         [app.crash]\ncommand = [\"sh\", \"-c\", \"exit 1\"]\nport = {crash}\nbackoff = \"30s\"\n\n\
+         [app.web]\ncommand = [\"{WHARF}\", \"echo\"]\nport = {web}\nbackoff = \"30s\"\nstop_timeout = \"2s\"\n"
+    );
+    let wharf = Wharf::start("", &body);
+    let addr = |port: u16| format!("127.0.0.1:{port}");
+    let ready = eventually(Duration::from_secs(10), || {
+        wharf.logs_contain("instance ready") && wharf.logs_contain("restarting after backoff")
+    })
+    .await;
+    assert!(ready, "{:?}", wharf.logs());
+
+    // Serving: up and available, and it answers.
+    assert_eq!(get(&wharf.url("/"), &[]).await.status, 200);
+    let (state, available, health) = shown(&wharf, "web", &addr(web)).await;
+    assert_eq!(
+        (state.as_str(), available, health.as_str()),
+        ("up", true, "up")
+    );
+
+    // Started but never listening on its port (it ignores $PORT): every
+    // request gets 503, so it is neither up nor available.
+    assert_eq!(get(&wharf.url("/idle/"), &[]).await.status, 503);
+    let (state, available, health) = shown(&wharf, "idle", &addr(idle)).await;
+    assert_eq!(
+        (state.as_str(), available, health.as_str()),
+        ("starting", false, "unknown")
+    );
+
+    // Crashed, waiting out its backoff.
+    assert_eq!(get(&wharf.url("/crash/"), &[]).await.status, 503);
+    let (state, available, health) = shown(&wharf, "crash", &addr(crash)).await;
+    assert_eq!(
+        (state.as_str(), available, health.as_str()),
+        ("down", false, "down")
+    );
+
+    // SIGKILLed: down at once, until its restart.
+    let status = get(&format!("http://{}/status", wharf.admin), &[])
+        .await
+        .json();
+    let pid = status["apps"]
+        .as_array()
+        .and_then(|apps| apps.iter().find(|i| i["app"] == "web"))
+        .and_then(|i| i["pid"].as_u64())
+        .unwrap_or_else(|| panic!("no pid for web: {status}"));
+    let killed = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let exited = eventually(Duration::from_secs(5), || {
+        wharf.logs_contain("instance exited")
+    })
+    .await;
+    assert!(exited, "{:?}", wharf.logs());
+    assert_eq!(get(&wharf.url("/"), &[]).await.status, 503);
+    let (state, available, health) = shown(&wharf, "web", &addr(web)).await;
+    assert_eq!(
+        (state.as_str(), available, health.as_str()),
+        ("down", false, "down")
+    );
+}

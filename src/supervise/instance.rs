@@ -26,6 +26,10 @@ use crate::config::{App, HealthCheck, Restart};
 /// is reset) after this long.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
 
+/// An instance still not answering on its port after this long (or after
+/// the app's `start_timeout`, when shorter) gets one warning per start.
+const NOT_READY_WARNING: Duration = Duration::from_secs(10);
+
 /// What an instance is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -202,7 +206,7 @@ async fn lifecycle(instance: Arc<Instance>, context: Arc<Context>) {
         }
         instance.set_state(State::Starting);
         let started = Instant::now();
-        let mut child = match spawn::spawn(config, instance.port, rlimits) {
+        let mut child = match spawn::spawn(&instance.app, config, instance.port, rlimits) {
             Ok(child) => child,
             Err(error) => {
                 tracing::error!(app = %instance.app, instance = instance.index, command = ?config.command, error = %error, "cannot start instance");
@@ -326,12 +330,18 @@ async fn wait_backoff(
 }
 
 /// Marks the instance serving once its port answers: a TCP connect, or the
-/// upstream's health check path when one is configured.
+/// upstream's health check path when one is configured. Warns once when it
+/// has not answered after `NOT_READY_WARNING` (or `start_timeout`, when
+/// shorter): an app that ignores `PORT` would otherwise only show up as
+/// 503s.
 async fn probe_until_ready(instance: Arc<Instance>, context: Arc<Context>) {
     let health = context.health.clone();
     let client = health
         .as_ref()
         .map(|h| crate::proxy::client::build(h.timeout));
+    let warn_after = NOT_READY_WARNING.min(context.config.start_timeout);
+    let warn_at = tokio::time::Instant::now() + warn_after;
+    let mut warned = false;
     loop {
         let ok = match (&health, &client) {
             (Some(health), Some(client)) => {
@@ -354,7 +364,33 @@ async fn probe_until_ready(instance: Arc<Instance>, context: Arc<Context>) {
             tracing::info!(app = %instance.app, instance = instance.index, port = instance.port, "instance ready");
             return;
         }
+        if !warned && tokio::time::Instant::now() >= warn_at {
+            warned = true;
+            warn_not_ready(&instance, health.as_ref(), warn_after).await;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Says why an instance is still out of the pool after `after`.
+async fn warn_not_ready(instance: &Instance, health: Option<&HealthCheck>, after: Duration) {
+    let listening = tokio::net::TcpStream::connect(instance.addr).await.is_ok();
+    match health {
+        Some(health) if listening => tracing::warn!(
+            app = %instance.app,
+            instance = instance.index,
+            addr = %instance.addr,
+            after = ?after,
+            path = %health.path,
+            "instance listens on its port but has not passed its health check; it gets no traffic until it does"
+        ),
+        _ => tracing::warn!(
+            app = %instance.app,
+            instance = instance.index,
+            addr = %instance.addr,
+            after = ?after,
+            "instance has not listened on its port; does the app read $PORT? Each instance must listen on 127.0.0.1:$PORT and gets no traffic until it does"
+        ),
     }
 }
 

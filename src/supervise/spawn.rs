@@ -2,6 +2,8 @@
 //! group, `PORT` and the configured environment, rlimits, and a parent-death
 //! signal so no instance outlives wharf, even when wharf is SIGKILLed.
 
+use std::io::ErrorKind;
+use std::path::PathBuf;
 use std::process::Stdio;
 
 use tokio::process::{Child, Command};
@@ -16,13 +18,42 @@ pub struct Rlimits {
     pub address_space: Option<u64>,
 }
 
-/// Spawns the process for an instance listening on `port`.
-pub fn spawn(app: &App, port: u16, rlimits: Rlimits) -> std::io::Result<Child> {
+/// Why an instance's process could not be started, said so the user
+/// knows what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("app.{app}.command is empty; give the program and its arguments, e.g. command = [\"./server\"]")]
+    EmptyCommand { app: String },
+    #[error("the working directory {} of app {app} does not exist; create it or fix app.{app}.dir", dir.display())]
+    NoDirectory { app: String, dir: PathBuf },
+    #[error("program {program:?} of app {app} was not found in PATH ({path}); install it, or give its full path as the first element of app.{app}.command")]
+    NotInPath {
+        app: String,
+        program: String,
+        path: String,
+    },
+    #[error("program {} of app {app} does not exist; build or install it there, or fix the first element of app.{app}.command", path.display())]
+    NoProgram { app: String, path: PathBuf },
+    #[error("program {} of app {app} exists, but the interpreter its #! line names does not; install it or fix the #! line", path.display())]
+    NoInterpreter { app: String, path: PathBuf },
+    #[error("program {} of app {app} is not executable (permission denied); make it executable (chmod +x) and let wharf's user enter every directory on its path", path.display())]
+    NotExecutable { app: String, path: PathBuf },
+    #[error("program {} of app {app} is neither a binary nor a script starting with #!; add the #! line, or run it through its interpreter (command = [\"sh\", \"{}\"])", path.display(), path.display())]
+    NotRunnable { app: String, path: PathBuf },
+    #[error("cannot start program {} of app {app}: {source}", path.display())]
+    Other {
+        app: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Spawns the process for instance of app `name` listening on `port`.
+pub fn spawn(name: &str, app: &App, port: u16, rlimits: Rlimits) -> Result<Child, SpawnError> {
     let Some((program, args)) = app.command.split_first() else {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "empty command",
-        ));
+        return Err(SpawnError::EmptyCommand {
+            app: name.to_string(),
+        });
     };
     let mut command = Command::new(program);
     command
@@ -73,7 +104,69 @@ pub fn spawn(app: &App, port: u16, rlimits: Rlimits) -> std::io::Result<Child> {
             Ok(())
         });
     }
-    command.spawn()
+    command
+        .spawn()
+        .map_err(|error| explain(name, app, program, error))
+}
+
+/// Turns a failed spawn into what the user has to fix: the program or the
+/// working directory that is missing, or a program that cannot be run.
+fn explain(name: &str, app: &App, program: &str, error: std::io::Error) -> SpawnError {
+    let app_name = name.to_string();
+    // A program with a slash is run from the working directory; a bare
+    // name is looked up in PATH (the app's own, when its env sets one).
+    let search = app
+        .env
+        .get("PATH")
+        .cloned()
+        .or_else(|| std::env::var("PATH").ok())
+        .unwrap_or_default();
+    let found = if program.contains('/') {
+        Some(app.dir.join(program)).filter(|path| path.exists())
+    } else {
+        std::env::split_paths(&search)
+            .map(|dir| dir.join(program))
+            .find(|path| path.is_file())
+    };
+    let path = found.clone().unwrap_or_else(|| {
+        if program.contains('/') {
+            app.dir.join(program)
+        } else {
+            PathBuf::from(program)
+        }
+    });
+    match error.kind() {
+        ErrorKind::NotFound if !app.dir.is_dir() => SpawnError::NoDirectory {
+            app: app_name,
+            dir: app.dir.clone(),
+        },
+        ErrorKind::NotFound if found.is_some() => SpawnError::NoInterpreter {
+            app: app_name,
+            path,
+        },
+        ErrorKind::NotFound if !program.contains('/') => SpawnError::NotInPath {
+            app: app_name,
+            program: program.to_string(),
+            path: search,
+        },
+        ErrorKind::NotFound => SpawnError::NoProgram {
+            app: app_name,
+            path,
+        },
+        ErrorKind::PermissionDenied => SpawnError::NotExecutable {
+            app: app_name,
+            path,
+        },
+        _ if error.raw_os_error() == Some(libc::ENOEXEC) => SpawnError::NotRunnable {
+            app: app_name,
+            path,
+        },
+        _ => SpawnError::Other {
+            app: app_name,
+            path,
+            source: error,
+        },
+    }
 }
 
 /// Sends `signal` to the whole process group of `pid`.

@@ -4,8 +4,13 @@
 //! Out: TOML text in the same shape as `wharf.toml`, for `wharf check
 //! --print`; every string that contains a value read from `${file:...}` is
 //! replaced by `"<redacted>"`, so the output is safe to paste in a bug report.
-//! A pool with passive ejection off renders `max_fails = 0`, because an
-//! absent `[upstream.NAME.passive]` means "on with defaults".
+//! The output must load back as the same configuration, so a few values
+//! are written as the file writes them rather than as serde shapes them:
+//! a pool with passive ejection off renders `max_fails = 0` (an absent
+//! `[upstream.NAME.passive]` means "on with defaults"); an app-backed pool
+//! has no `servers` (the two cannot be combined); an app's log file is a
+//! plain path; and every `$` in a value is written `$$`, because the
+//! printed text is interpolated again when it is loaded.
 //! Also holds the serde helpers that make the schema render as the file
 //! is written (host patterns and access logs as plain strings).
 
@@ -15,7 +20,7 @@ use std::net::SocketAddr;
 use serde::Serializer;
 use toml_edit::{DocumentMut, Item, Table, Value};
 
-use super::schema::{AccessLog, Config, HostPattern};
+use super::schema::{AccessLog, AppLog, Config, HostPattern};
 
 const REDACTED: &str = "<redacted>";
 
@@ -38,18 +43,47 @@ impl Config {
             .filter(|(_, upstream)| upstream.passive.is_none())
             .map(|(name, _)| name.as_str())
             .collect();
-        if secrets.is_empty() && passive_off.is_empty() {
-            return text;
-        }
         match text.parse::<DocumentMut>() {
             Ok(mut document) => {
                 mark_passive_off(&mut document, &passive_off);
-                redact_item(document.as_item_mut(), &secrets);
+                self.write_as_the_file_does(&mut document);
+                rewrite_strings(document.as_item_mut(), &secrets);
                 document.to_string()
             }
             Err(e) => format!("# cannot render the configuration: {e}\n"),
         }
     }
+
+    /// Values whose serde shape the loader does not read back: an
+    /// app-backed pool's empty `servers`, and `log = { file = "..." }`.
+    fn write_as_the_file_does(&self, document: &mut DocumentMut) {
+        let app_backed = self.upstreams.iter().filter(|(_, u)| u.app.is_some());
+        for (name, _) in app_backed {
+            if let Some(pool) = table_mut(document, "upstream", name) {
+                pool.remove("servers");
+            }
+        }
+        for (name, app) in &self.apps {
+            if let AppLog::File(path) = &app.log {
+                if let Some(table) = table_mut(document, "app", name) {
+                    table.insert("log", toml_edit::value(path.display().to_string()));
+                }
+            }
+        }
+    }
+}
+
+/// `[section.name]` in the rendered document.
+fn table_mut<'a>(
+    document: &'a mut DocumentMut,
+    section: &str,
+    name: &str,
+) -> Option<&'a mut dyn toml_edit::TableLike> {
+    document
+        .get_mut(section)
+        .and_then(Item::as_table_like_mut)?
+        .get_mut(name)
+        .and_then(Item::as_table_like_mut)
 }
 
 /// Passive ejection is on when its table is absent, so a pool that turned
@@ -71,30 +105,41 @@ fn mark_passive_off(document: &mut DocumentMut, names: &[&str]) {
     }
 }
 
-fn redact_item(item: &mut Item, secrets: &[&str]) {
+/// Redacts secrets and escapes `$` in every string value (keys are never
+/// interpolated, so they are left alone).
+fn rewrite_strings(item: &mut Item, secrets: &[&str]) {
     match item {
-        Item::Value(value) => redact_value(value, secrets),
+        Item::Value(value) => rewrite_value(value, secrets),
         Item::Table(table) => table
             .iter_mut()
-            .for_each(|(_, item)| redact_item(item, secrets)),
+            .for_each(|(_, item)| rewrite_strings(item, secrets)),
         Item::ArrayOfTables(tables) => tables.iter_mut().for_each(|table| {
             table
                 .iter_mut()
-                .for_each(|(_, item)| redact_item(item, secrets))
+                .for_each(|(_, item)| rewrite_strings(item, secrets))
         }),
         Item::None => {}
     }
 }
 
-fn redact_value(value: &mut Value, secrets: &[&str]) {
+fn rewrite_value(value: &mut Value, secrets: &[&str]) {
     match value {
-        Value::String(s) if secrets.iter().any(|secret| s.value().contains(secret)) => {
+        Value::String(s) => {
+            let text = if secrets.iter().any(|secret| s.value().contains(secret)) {
+                REDACTED.to_string()
+            } else if s.value().contains('$') {
+                s.value().replace('$', "$$")
+            } else {
+                return;
+            };
             let decor = s.decor().clone();
-            *value = Value::from(REDACTED);
+            *value = Value::from(text);
             *value.decor_mut() = decor;
         }
-        Value::Array(array) => array.iter_mut().for_each(|v| redact_value(v, secrets)),
-        Value::InlineTable(table) => table.iter_mut().for_each(|(_, v)| redact_value(v, secrets)),
+        Value::Array(array) => array.iter_mut().for_each(|v| rewrite_value(v, secrets)),
+        Value::InlineTable(table) => table
+            .iter_mut()
+            .for_each(|(_, v)| rewrite_value(v, secrets)),
         _ => {}
     }
 }

@@ -53,9 +53,11 @@ pub fn run(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The signals `wharf run` answers: SIGHUP reloads, SIGTERM and SIGINT stop.
+/// The signals `wharf run` answers: SIGHUP reloads, SIGUSR1 reopens the
+/// access log, SIGTERM and SIGINT stop.
 struct Signals {
     hangup: Signal,
+    reopen: Signal,
     terminate: Signal,
     interrupt: Signal,
 }
@@ -64,6 +66,7 @@ impl Signals {
     fn new() -> std::io::Result<Signals> {
         Ok(Signals {
             hangup: signal(SignalKind::hangup())?,
+            reopen: signal(SignalKind::user_defined1())?,
             terminate: signal(SignalKind::terminate())?,
             interrupt: signal(SignalKind::interrupt())?,
         })
@@ -73,6 +76,7 @@ impl Signals {
 async fn serve_until_signalled(server: Arc<Server>, signals: Signals) -> anyhow::Result<ExitCode> {
     let Signals {
         mut hangup,
+        mut reopen,
         mut terminate,
         mut interrupt,
     } = signals;
@@ -82,6 +86,7 @@ async fn serve_until_signalled(server: Arc<Server>, signals: Signals) -> anyhow:
                 // The outcome is logged by reload itself.
                 let _ = server.reload().await;
             }
+            _ = reopen.recv() => server.reopen_logs(),
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }

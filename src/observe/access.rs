@@ -6,11 +6,15 @@
 //! `request.rs`). `http.request.id`, `trace.id` and `span.id` carry the
 //! request id and W3C trace context that were sent upstream. Writing
 //! goes through a background thread (`tracing_appender::non_blocking`), so
-//! the request path never does blocking I/O.
+//! the request path never does blocking I/O. A file target can be reopened
+//! by its path (`AccessLog::reopen`, on SIGUSR1 and SIGHUP) for log
+//! rotation.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
 
 use http::{Method, Version};
@@ -24,6 +28,52 @@ use crate::config;
 pub struct AccessLog {
     target: config::AccessLog,
     sink: Option<(NonBlocking, WorkerGuard)>,
+    /// The file the background thread writes to, when the target is a
+    /// file: `reopen` swaps it.
+    file: Option<(PathBuf, SharedFile)>,
+}
+
+/// Why the access log file could not be reopened.
+#[derive(Debug, thiserror::Error)]
+pub enum ReopenError {
+    #[error("cannot reopen the access log {}: {source}; lines keep going to the file it had open; check that its directory exists and wharf may write there", path.display())]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The access log file, shared between the background writer and
+/// `reopen`. The writer takes the lock once per line, so a line goes
+/// whole to one file; the request path never touches it.
+#[derive(Clone)]
+struct SharedFile(Arc<Mutex<File>>);
+
+impl SharedFile {
+    fn lock(&self) -> MutexGuard<'_, File> {
+        match self.0.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+impl Write for SharedFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.lock().write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.lock().write_all(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.lock().flush()
+    }
+}
+
+fn open_file(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
 }
 
 impl std::fmt::Debug for AccessLog {
@@ -42,19 +92,43 @@ impl AccessLog {
                 .lossy(false)
                 .thread_name("wharf-access-log")
         };
+        let mut file = None;
         let sink = match target {
             config::AccessLog::Off => None,
             config::AccessLog::Stdout => Some(builder().finish(std::io::stdout())),
             config::AccessLog::Stderr => Some(builder().finish(std::io::stderr())),
             config::AccessLog::File(path) => {
-                let file = OpenOptions::new().create(true).append(true).open(path)?;
-                Some(builder().finish(file))
+                let shared = SharedFile(Arc::new(Mutex::new(open_file(path)?)));
+                file = Some((path.clone(), shared.clone()));
+                Some(builder().finish(shared))
             }
         };
         Ok(AccessLog {
             target: target.clone(),
             sink,
+            file,
         })
+    }
+
+    /// Opens the access log file again by its path, for log rotation
+    /// (SIGUSR1, SIGHUP): after `mv access.log access.log.1`, lines go to
+    /// a new `access.log`. Lines still queued for the background writer
+    /// go to the new file; none is lost or written twice. Nothing to do
+    /// for stdout, stderr or off (`None`); else the path reopened. On
+    /// failure the old file stays in use.
+    pub fn reopen(&self) -> Result<Option<&Path>, ReopenError> {
+        let Some((path, shared)) = &self.file else {
+            return Ok(None);
+        };
+        let fresh = open_file(path).map_err(|source| ReopenError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let mut current = shared.lock();
+        // Whatever the old file still buffers goes to the old file.
+        let _ = current.flush();
+        *current = fresh;
+        Ok(Some(path))
     }
 
     pub fn target(&self) -> &config::AccessLog {
@@ -246,6 +320,29 @@ pub fn write(log: &AccessLog, entry: &Entry, outcome: &Outcome, bytes: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_whose_directory_is_gone_is_not_reopened_and_says_where() {
+        let dir = tempfile::tempdir().expect("dir");
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).expect("mkdir");
+        let path = logs.join("access.log");
+        let log = AccessLog::open(&config::AccessLog::File(path.clone())).expect("open");
+        assert_eq!(
+            log.reopen().expect("reopen").map(Path::to_path_buf),
+            Some(path.clone())
+        );
+        std::fs::rename(&logs, dir.path().join("old")).expect("move the directory");
+        let error = log.reopen().expect_err("no directory to reopen in");
+        let message = error.to_string();
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(
+            message.contains("keep going to the file it had open"),
+            "{message}"
+        );
+        let stdout = AccessLog::open(&config::AccessLog::Stdout).expect("stdout");
+        assert!(stdout.reopen().expect("nothing to reopen").is_none());
+    }
 
     #[test]
     fn line_uses_ecs_field_names() {

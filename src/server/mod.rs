@@ -265,9 +265,23 @@ impl Server {
         self.ready.load(Ordering::Acquire) && !*self.shutdown.borrow()
     }
 
+    /// Reopens the access log file by its path (SIGUSR1, and every
+    /// reload), so a log rotated away is replaced by a new file. The
+    /// outcome is logged; a failure leaves the old file in use.
+    pub fn reopen_logs(&self) {
+        match self.snapshot().access.reopen() {
+            Ok(Some(path)) => tracing::info!(path = %path.display(), "access log reopened"),
+            Ok(None) => {}
+            Err(error) => tracing::error!(error = %error, "access log not reopened"),
+        }
+    }
+
     /// Reads the config again and swaps it in if it is entirely good.
+    /// The access log file is reopened first, whatever becomes of the
+    /// new config (logrotate's `kill -HUP` must not depend on it).
     pub async fn reload(self: &Arc<Self>) -> Result<(), Error> {
         let _one_at_a_time = self.reloading.lock().await;
+        self.reopen_logs();
         let result = self.try_reload();
         crate::observe::metrics::global().reloaded(result.is_ok());
         match &result {

@@ -12,6 +12,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod access_log;
 mod admin;
 mod browser;
 mod exports;

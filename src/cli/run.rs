@@ -152,7 +152,7 @@ fn print_summary(server: &Server, is_demo: bool) {
                         Some(u) if u.app.is_some() => {
                             let app = u.app.as_deref().unwrap_or_default();
                             let instances = config.apps.get(app).map_or(0, |a| a.instances);
-                            format!("proxy to {upstream} ({instances} supervised instances of app {app})")
+                            format!("proxy to {upstream} ({instances} supervised instance{} of app {app})", if instances == 1 { "" } else { "s" })
                         }
                         Some(u) => {
                             let servers: Vec<String> =

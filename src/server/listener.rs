@@ -54,7 +54,9 @@ pub fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
         let (holder, fix) = match source.kind() {
             std::io::ErrorKind::AddrInUse => (
                 holder::find(addr.port()),
-                "stop the process holding it or choose another port in server.listen or server.https (or set PORT)",
+                // The address may be written out or come from ${PORT}; only
+                // the config knows, so PORT is named for the second case.
+                "stop the process holding it, or choose another port for this address in the config (where it is written with ${PORT}, as the default server.listen is, set PORT instead)",
             ),
             std::io::ErrorKind::PermissionDenied => (
                 None,

@@ -8,7 +8,7 @@ mod support;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -858,4 +858,40 @@ async fn an_http1_1_request_without_one_host_is_a_400_not_a_guess() {
             String::from_utf8_lossy(request)
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_that_stops_coming_gets_a_408_and_is_logged_as_one() {
+    let backend = echo().await;
+    let wharf = Wharf::start("idle_timeout = \"1s\"", &proxy_to(backend));
+    let requests: [&[u8]; 2] = [
+        // Held whole on the fast path.
+        b"POST /held HTTP/1.1\r\nHost: app.test\r\nContent-Length: 100\r\n\r\nabc",
+        // Chunked: hyper's server and the general path.
+        b"POST /chunked HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n64\r\nabc",
+    ];
+    for request in requests {
+        let started = Instant::now();
+        let mut conn = Conn::open(wharf.addr).await;
+        conn.send(request).await;
+        let response = conn.response("POST").await;
+        let path = String::from_utf8_lossy(&request[5..13]).into_owned();
+        assert_eq!(response.status, 408, "{path}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{path}: {:?}",
+            started.elapsed()
+        );
+        assert!(conn.closed().await, "{path}: the connection stays open");
+    }
+    let logged = eventually(Duration::from_secs(5), || {
+        let log = wharf.access_log();
+        ["/held", "/chunked"].iter().all(|path| {
+            log.iter().any(|line| {
+                line["url"]["path"] == *path && line["http"]["response"]["status_code"] == 408
+            })
+        })
+    })
+    .await;
+    assert!(logged, "{:?}", wharf.access_log());
 }

@@ -145,9 +145,29 @@ pub(crate) async fn relay<S: Transport>(
 
     let mut payload = if head.content_length <= REPLAYABLE_BODY {
         match read_body(io, cbuf, head.content_length, cx.idle_timeout).await {
-            Some(body) => upstream_head.extend_from_slice(&body),
+            Ok(body) => upstream_head.extend_from_slice(&body),
             // The client left: `started` records a 499.
-            None => return false,
+            Err(BodyStop::Gone) => return false,
+            Err(BodyStop::TimedOut) => {
+                // As nginx after `client_body_timeout`: a 408, and the
+                // connection closes (the rest of the body may still come).
+                let mut out = Vec::new();
+                head::write_status(
+                    &mut out,
+                    StatusCode::REQUEST_TIMEOUT,
+                    &Extra {
+                        request_id: &request_id,
+                        hsts: cx.hsts.as_ref(),
+                        close: true,
+                        head_request: false,
+                        compress: false,
+                    },
+                    &[],
+                );
+                let _answered = request::answered(started, 408, None);
+                let _ = write_out(io, &out, cx.idle_timeout).await;
+                return false;
+            }
         }
         Payload::Held
     } else {
@@ -547,16 +567,25 @@ async fn read_body<S: AsyncRead + Unpin>(
     cbuf: &mut BytesMut,
     length: u64,
     timeout: Duration,
-) -> Option<Bytes> {
-    let length = usize::try_from(length).ok()?;
+) -> Result<Bytes, BodyStop> {
+    let length = usize::try_from(length).map_err(|_| BodyStop::Gone)?;
     while cbuf.len() < length {
         cbuf.reserve(length - cbuf.len());
         match tokio::time::timeout(timeout, io.read_buf(cbuf)).await {
             Ok(Ok(n)) if n > 0 => {}
-            _ => return None,
+            Ok(_) => return Err(BodyStop::Gone),
+            Err(_) => return Err(BodyStop::TimedOut),
         }
     }
-    Some(cbuf.split_to(length).freeze())
+    Ok(cbuf.split_to(length).freeze())
+}
+
+/// Why a held request body was not read whole.
+enum BodyStop {
+    /// The client closed the connection, or reading failed.
+    Gone,
+    /// Nothing came for the idle timeout.
+    TimedOut,
 }
 
 /// One attempt on `member`: sends the request and reads the response head.

@@ -43,6 +43,9 @@ pub struct ClientInfo {
     /// The request's ids (`observe::trace`), put on the request that goes
     /// upstream by `forward`.
     pub trace: trace::Chosen,
+    /// How long the request body may pause (`server.idle_timeout`, as
+    /// nginx's `client_body_timeout`): then the answer is 408.
+    pub body_timeout: std::time::Duration,
 }
 
 /// Which upstream server answered; put in response extensions for the
@@ -64,7 +67,7 @@ pub const BARE_BODY: usize = 8 * 1024;
 /// The request body, either held (replayable) or streaming (sent once).
 enum Payload {
     Held(bytes::Bytes),
-    Streaming(Option<Incoming>),
+    Streaming(Option<ClientBody>),
 }
 
 impl Payload {
@@ -152,15 +155,21 @@ pub async fn forward(
         && upgrade.is_none()
         && declared_length.is_some_and(|len| len <= REPLAYABLE_BODY)
     {
-        match Limited::new(incoming, REPLAYABLE_BODY as usize)
-            .collect()
-            .await
+        match Limited::new(
+            ClientBody::new(incoming, info.body_timeout),
+            REPLAYABLE_BODY as usize,
+        )
+        .collect()
+        .await
         {
             Ok(collected) => Payload::Held(collected.to_bytes()),
+            Err(error) if caused_by::<ClientBodyTimedOut>(&*error) => {
+                return response::status(StatusCode::REQUEST_TIMEOUT)
+            }
             Err(_) => return response::status(StatusCode::BAD_REQUEST),
         }
     } else {
-        Payload::Streaming(Some(incoming))
+        Payload::Streaming(Some(ClientBody::new(incoming, info.body_timeout)))
     };
 
     // A request without a body (nearly every GET), or with a small one
@@ -298,6 +307,13 @@ pub async fn forward(
                 if caused_by::<LengthLimitError>(&error) {
                     return response::status(StatusCode::PAYLOAD_TOO_LARGE);
                 }
+                if caused_by::<ClientBodyTimedOut>(&error) {
+                    tracing::debug!(
+                        upstream = %pool.name,
+                        "the client's request body stopped coming; answering 408"
+                    );
+                    return response::status(StatusCode::REQUEST_TIMEOUT);
+                }
                 if caused_by::<RequestBodyFailed>(&error) {
                     tracing::debug!(
                         upstream = %pool.name,
@@ -401,6 +417,61 @@ pin_project_lite::pin_project! {
         _in_flight: InFlight,
         stall: Stall,
         server: SocketAddr,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A client's request body that fails with [`ClientBodyTimedOut`] when
+    /// nothing of it comes for the body timeout.
+    struct ClientBody {
+        #[pin]
+        inner: Incoming,
+        stall: Stall,
+    }
+}
+
+impl ClientBody {
+    fn new(inner: Incoming, timeout: std::time::Duration) -> ClientBody {
+        ClientBody {
+            inner,
+            stall: Stall::new(timeout),
+        }
+    }
+}
+
+/// The client sent nothing more of its request body for the body timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("the client sent nothing of its request body for {0:?} (server.idle_timeout)")]
+struct ClientBodyTimedOut(std::time::Duration);
+
+impl http_body::Body for ClientBody {
+    type Data = bytes::Bytes;
+    type Error = body::BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, body::BoxError>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if polled.is_pending() {
+            return match this.stall.poll_waiting(cx) {
+                std::task::Poll::Ready(BodyStalled(after)) => {
+                    std::task::Poll::Ready(Some(Err(ClientBodyTimedOut(after).into())))
+                }
+                std::task::Poll::Pending => std::task::Poll::Pending,
+            };
+        }
+        this.stall.progressed();
+        polled.map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

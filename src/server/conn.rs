@@ -238,6 +238,7 @@ fn begin(
         scheme,
         peer_header,
         trace: chosen,
+        body_timeout: snapshot.config.server.idle_timeout,
     });
     let route = request::RouteSlot::default();
     req.extensions_mut().insert(route.clone());

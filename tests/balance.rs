@@ -564,4 +564,9 @@ async fn an_app_answering_500_does_not_take_its_lone_server_out_of_the_pool() {
     let reply = send(&client, Method::GET, &wharf.url("/"), &[], b"").await;
     assert_eq!(reply.status, 200, "{:?}", reply.text());
     assert!(!wharf.logs_contain("state\":\"ejected"));
+    let said = eventually(Duration::from_secs(5), || {
+        wharf.logs_contain("the pool's only server is failing")
+    })
+    .await;
+    assert!(said, "the failures are not reported: {:?}", wharf.logs());
 }

@@ -580,3 +580,45 @@ fn a_sighup_sent_as_soon_as_wharf_listens_reloads_instead_of_killing_it() {
         );
     }
 }
+
+#[test]
+fn the_pretty_log_has_no_colour_codes_when_it_does_not_go_to_a_terminal() {
+    // journald, a file or a pipe would keep the escape codes as they are.
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("wharf.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nadmin = \"off\"\n\n[log]\nformat = \"pretty\"\n\n{}",
+            respond_site("hi")
+        ),
+    )
+    .expect("write");
+    let mut child = Command::new(WHARF)
+        .args(["run", "-c"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn wharf");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut seen = Vec::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+        let listening = line.contains("listening");
+        seen.push(line);
+        if listening {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        seen.iter().any(|l| l.contains("listening")),
+        "wharf never said it listens: {seen:?}"
+    );
+    assert!(
+        seen.iter().all(|l| !l.contains('\u{1b}')),
+        "colour codes in a piped log: {seen:?}"
+    );
+}

@@ -269,7 +269,7 @@ impl Pool {
                 upstream = %self.name,
                 server = %member.addr,
                 attempt = *attempt,
-                "retrying on another server"
+                "attempt failed on this server; retrying"
             );
         }
         Some(retry::backoff(
@@ -320,6 +320,8 @@ impl Pool {
                     state.ejected_until.store(until, Ordering::Release);
                     state.counters.ejections.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(upstream = %self.name, server = %member.addr, state = "ejected", eject_for = ?settings.eject_for, max_fails = settings.max_fails, "upstream server state changed");
+                } else if allowed == 0 && self.members.len() == 1 {
+                    tracing::warn!(upstream = %self.name, server = %member.addr, max_fails = settings.max_fails, window = ?settings.window, "the pool's only server is failing; it is kept in, as max_ejected_percent is under 100");
                 } else {
                     tracing::warn!(upstream = %self.name, server = %member.addr, ejected, "not ejecting: max_ejected_percent reached");
                 }

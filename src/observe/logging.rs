@@ -1,6 +1,7 @@
 //! wharf's own log (not the access log): `tracing` events to stderr as JSON
 //! or human-readable lines, with a level that a reload can change.
 
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use tracing_subscriber::layer::SubscriberExt;
@@ -40,12 +41,24 @@ pub fn init(format: LogFormat, level: &str) {
             )
             .try_init(),
         LogFormat::Pretty => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    // Colours only for a terminal: not into journald or a
+                    // file (`NO_COLOR` turns them off there too).
+                    .with_ansi(colours(std::io::stderr().is_terminal())),
+            )
             .try_init(),
     };
     if installed.is_ok() {
         let _ = LEVEL.set(handle);
     }
+}
+
+/// Whether the pretty format colours its lines: on a terminal, unless
+/// `NO_COLOR` is set (<https://no-color.org>).
+fn colours(terminal: bool) -> bool {
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Applies a new level after a reload (the format needs a restart).

@@ -61,6 +61,12 @@ pub fn render(config: &Config, options: &Options) -> Result<String, String> {
                 "      - ndjson:\n",
                 "      - ndjson:\n          message_key: message\n",
             );
+            // The unit's journal also holds wharf's own log (stderr) and
+            // the apps' output: only access log lines go to the index.
+            out.push_str(
+                "    processors:\n      - drop_event:\n          when:\n            not:\n              \
+                 equals:\n                event.dataset: \"wharf.access\"\n",
+            );
         }
         AccessLog::Off => {
             return Err(
@@ -112,6 +118,18 @@ mod tests {
         let journal = render(&config("access = \"stdout\""), &Options::default()).expect("render");
         assert!(journal.contains("type: journald"), "{journal}");
         assert!(journal.contains("message_key: message"), "{journal}");
+        // Only access log lines from a journal that holds more.
+        assert!(
+            journal.contains(
+                "    processors:\n      - drop_event:\n          when:\n            not:\n              \
+                 equals:\n                event.dataset: \"wharf.access\"\n"
+            ),
+            "{journal}"
+        );
+        assert!(
+            !out.contains("drop_event"),
+            "a file holds access lines only"
+        );
         assert!(render(&config("access = \"off\""), &Options::default()).is_err());
     }
 }

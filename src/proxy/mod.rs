@@ -625,3 +625,27 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 pub async fn discard(body: Incoming) {
     let _ = body.collect().await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upstream_failure_names_its_cause_once() {
+        let refused = pool::SendError::Connect {
+            addr: "127.0.0.1:1".parse().expect("addr"),
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        let text = error_chain(&refused);
+        assert!(
+            text.starts_with("cannot connect to 127.0.0.1:1: "),
+            "{text}"
+        );
+        assert_eq!(text.to_lowercase().matches("refused").count(), 1, "{text}");
+        let failed = pool::SendError::Failed {
+            addr: "127.0.0.1:1".parse().expect("addr"),
+            source: "reset".into(),
+        };
+        assert_eq!(error_chain(&failed), "request to 127.0.0.1:1 failed: reset");
+    }
+}

@@ -131,13 +131,14 @@ async fn cool(state: Arc<ServerState>) {
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
     /// Nothing was sent: the connection could not be made.
-    #[error("cannot connect to {addr}: {source}")]
+    // The source is not in the message: logs print the error's chain.
+    #[error("cannot connect to {addr}")]
     Connect {
         addr: SocketAddr,
         source: std::io::Error,
     },
     /// The request may have reached the server.
-    #[error("request to {addr} failed: {source}")]
+    #[error("request to {addr} failed")]
     Failed { addr: SocketAddr, source: BoxError },
 }
 

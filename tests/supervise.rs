@@ -278,6 +278,15 @@ async fn a_deploy_that_never_gets_healthy_leaves_the_old_instances_serving() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("did not become healthy"), "{stderr}");
+    // wharf's own log says so too, for whoever reads it rather than the CLI.
+    assert!(
+        wharf
+            .logs()
+            .iter()
+            .any(|l| l.contains("deploy failed") && l.contains("did not become healthy")),
+        "{:?}",
+        wharf.logs()
+    );
     for _ in 0..20 {
         let reply = get(&wharf.url("/"), &[]).await;
         assert_eq!(reply.status, 200);

@@ -109,7 +109,12 @@ pub async fn deploy(
         Err(error) => {
             let status = match error {
                 DeployError::UnknownApp(_) => axum::http::StatusCode::NOT_FOUND,
-                _ => axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                _ => {
+                    // In wharf's own log too, not only in the answer to
+                    // whoever asked (as a deploy after a reload is).
+                    tracing::error!(app = %app, error = %error, "deploy failed");
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                }
             };
             (
                 status,

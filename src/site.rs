@@ -167,11 +167,15 @@ fn cors_layer(cors: &config::Cors) -> CorsLayer {
         .iter()
         .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
         .collect();
-    let headers: Vec<HeaderName> = cors
-        .headers
-        .iter()
-        .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok())
-        .collect();
+    let headers = match &cors.headers {
+        Some(list) => AllowHeaders::list(
+            list.iter()
+                .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok()),
+        ),
+        // Not written: whatever the preflight asks for (the origin is
+        // still checked), so a JSON `POST` works without a list.
+        None => AllowHeaders::mirror_request(),
+    };
     let expose: Vec<HeaderName> = cors
         .expose_headers
         .iter()
@@ -180,7 +184,7 @@ fn cors_layer(cors: &config::Cors) -> CorsLayer {
     let mut layer = CorsLayer::new()
         .allow_origin(origin)
         .allow_methods(AllowMethods::list(methods))
-        .allow_headers(AllowHeaders::list(headers))
+        .allow_headers(headers)
         .expose_headers(ExposeHeaders::list(expose))
         .allow_credentials(cors.credentials);
     if let Some(max_age) = cors.max_age {

@@ -921,3 +921,44 @@ async fn absolute_form_request_is_routed_by_its_target_host() {
         assert_eq!(body, expected, "GET {target} with Host: {host}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_headers_list_a_preflight_gets_the_headers_it_asks_for() {
+    // A front end POSTing JSON with a token: the common case, with no
+    // `headers` written. A list, when written, is kept to.
+    let preflight = |wharf: &Wharf| {
+        let url = wharf.url("/api/items");
+        async move {
+            send(
+                &client(),
+                Method::OPTIONS,
+                &url,
+                &[
+                    ("origin", "https://app.example"),
+                    ("access-control-request-method", "POST"),
+                    ("access-control-request-headers", "content-type, x-token"),
+                ],
+                b"",
+            )
+            .await
+        }
+    };
+    let unlisted = "  [site.cors]\n  origins = [\"https://app.example\"]\n  credentials = true\n";
+    let wharf = Wharf::start("", &cors_site(dead_addr(), unlisted));
+    let reply = preflight(&wharf).await;
+    assert_eq!(reply.status, 200);
+    let allowed = reply.header("access-control-allow-headers");
+    assert!(list_contains(allowed, "content-type"), "{allowed:?}");
+    assert!(list_contains(allowed, "x-token"), "{allowed:?}");
+    assert_eq!(
+        reply.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    drop(wharf);
+
+    let wharf = Wharf::start("", &cors_site(dead_addr(), CORS_WITH_CREDENTIALS));
+    let reply = preflight(&wharf).await;
+    let allowed = reply.header("access-control-allow-headers");
+    assert!(list_contains(allowed, "content-type"), "{allowed:?}");
+    assert!(!list_contains(allowed, "x-token"), "{allowed:?}");
+}

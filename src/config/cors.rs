@@ -28,7 +28,7 @@ pub(crate) fn cors(ctx: &mut Ctx, entry: &Entry) -> Option<Cors> {
             .iter()
             .map(|m| m.to_string())
             .collect(),
-        headers: Vec::new(),
+        headers: None,
         expose_headers: Vec::new(),
         credentials: false,
         max_age: None,
@@ -70,7 +70,7 @@ pub(crate) fn cors(ctx: &mut Ctx, entry: &Entry) -> Option<Cors> {
         }
     }
     if let Some(e) = fields.get("headers") {
-        cors.headers = header_names(ctx, &e);
+        cors.headers = Some(header_names(ctx, &e));
     }
     if let Some(e) = fields.get("expose_headers") {
         cors.expose_headers = header_names(ctx, &e);

@@ -194,7 +194,9 @@ pub struct Cors {
     /// Exact origins, or a single `"*"`.
     pub origins: Vec<String>,
     pub methods: Vec<String>,
-    pub headers: Vec<String>,
+    /// Allowed request headers; `None` (not written) allows the ones a
+    /// preflight asks for, as most CORS middleware does by default.
+    pub headers: Option<Vec<String>>,
     pub expose_headers: Vec<String>,
     pub credentials: bool,
     #[serde(with = "humantime_serde_compat::option")]

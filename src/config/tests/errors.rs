@@ -260,7 +260,7 @@ fn cors_rules() {
         vec!["https://app.example.com:8443", "http://[::1]:3000"]
     );
     assert_eq!(cors.methods, vec!["GET"]);
-    assert_eq!(cors.headers, vec!["x-ok"]);
+    assert_eq!(cors.headers, Some(vec!["x-ok".to_string()]));
     assert!(!cors.credentials);
 
     let config = parse_ok("[[site]]\n[site.cors]\norigins = [\"*\"]\n");

@@ -146,7 +146,13 @@ fn example_parses_into_expected_values() {
     let cors = site.cors.as_ref().expect("cors");
     assert_eq!(cors.origins, vec!["https://app.example.com"]);
     assert_eq!(cors.methods, vec!["GET", "POST"]);
-    assert_eq!(cors.headers, vec!["content-type", "authorization"]);
+    assert_eq!(
+        cors.headers,
+        Some(vec![
+            "content-type".to_string(),
+            "authorization".to_string()
+        ])
+    );
     assert!(cors.expose_headers.is_empty());
     assert!(cors.credentials);
     assert_eq!(cors.max_age, Some(Duration::from_secs(3600)));

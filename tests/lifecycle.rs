@@ -379,7 +379,26 @@ async fn admin_reports_health_and_readiness() {
 async fn access_log_has_one_ecs_line_per_request() {
     let backend = echo().await;
     let wharf = Wharf::start("", &proxy_site(backend));
-    get(&wharf.url("/logged?a=1"), &[("user-agent", "wharf-test/1")]).await;
+    get(
+        &wharf.url("/logged?a=1"),
+        &[
+            ("user-agent", "wharf-test/1"),
+            ("referer", "https://shop.example/cart"),
+        ],
+    )
+    .await;
+    // The same over HTTP/2 (hyper's server, the general path).
+    let h2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    send(
+        &h2,
+        Method::GET,
+        &wharf.url("/logged-h2"),
+        &[("referer", "https://shop.example/h2")],
+        b"",
+    )
+    .await;
     let found = eventually(Duration::from_secs(5), || {
         wharf
             .access_log()
@@ -401,11 +420,24 @@ async fn access_log_has_one_ecs_line_per_request() {
     assert_eq!(line["url"]["query"], "a=1");
     assert_eq!(line["client"]["ip"], "127.0.0.1");
     assert_eq!(line["user_agent"]["original"], "wharf-test/1");
+    assert_eq!(
+        line["http"]["request"]["referrer"],
+        "https://shop.example/cart"
+    );
     assert_eq!(line["upstream"]["address"], backend.to_string());
     assert!(line["event"]["duration"].as_u64().is_some_and(|d| d > 0));
     assert!(line["http"]["response"]["body"]["bytes"]
         .as_u64()
         .is_some_and(|b| b > 0));
+    let h2_line = eventually(Duration::from_secs(5), || {
+        wharf.access_log().iter().any(|l| {
+            l["url"]["path"] == "/logged-h2"
+                && l["http"]["version"] == "2"
+                && l["http"]["request"]["referrer"] == "https://shop.example/h2"
+        })
+    })
+    .await;
+    assert!(h2_line, "{:?}", wharf.access_log());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

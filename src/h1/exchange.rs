@@ -481,6 +481,10 @@ pub(super) fn started(
             .first(Kind::UserAgent)
             .and_then(|field| std::str::from_utf8(head.value(field)).ok())
             .map(str::to_string),
+        referrer: head
+            .first(Kind::Referer)
+            .and_then(|field| std::str::from_utf8(head.value(field)).ok())
+            .map(str::to_string),
         ids: Some(ids.clone()),
     });
     Started {

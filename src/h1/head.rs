@@ -63,6 +63,7 @@ pub enum Kind {
     Traceparent,
     Tracestate,
     UserAgent,
+    Referer,
     Other,
 }
 
@@ -74,6 +75,7 @@ impl Kind {
             2 if is(b"te") => Kind::HopByHop,
             4 if is(b"host") => Kind::Host,
             7 if is(b"trailer") => Kind::HopByHop,
+            7 if is(b"referer") => Kind::Referer,
             9 if is(b"x-real-ip") => Kind::RealIp,
             9 if is(b"forwarded") => Kind::Forwarded,
             10 if is(b"connection") => Kind::Connection,
@@ -357,7 +359,7 @@ pub fn write_forwarded(
             | Kind::RealIp => true,
             Kind::RequestId => !chosen.kept_request_id,
             Kind::Traceparent | Kind::Tracestate => !chosen.kept_traceparent,
-            Kind::Host | Kind::UserAgent | Kind::Other => false,
+            Kind::Host | Kind::UserAgent | Kind::Referer | Kind::Other => false,
         };
         if !dropped {
             write_field(out, head.name(field), head.value(field));
@@ -1576,6 +1578,7 @@ mod tests {
             ("x-forwarded-host", Kind::ForwardedHost),
             ("x-real-ip", Kind::RealIp),
             ("forwarded", Kind::Forwarded),
+            ("referer", Kind::Referer),
             ("x-request-id", Kind::RequestId),
             ("traceparent", Kind::Traceparent),
             ("tracestate", Kind::Tracestate),

@@ -161,6 +161,8 @@ pub struct Entry {
     pub client: SocketAddr,
     pub client_ip: IpAddr,
     pub user_agent: Option<String>,
+    /// The `Referer` the client sent (ECS `http.request.referrer`).
+    pub referrer: Option<String>,
     /// Request id and trace context, as sent upstream.
     pub ids: Option<Ids>,
 }
@@ -216,6 +218,8 @@ struct Request<'a> {
     method: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    referrer: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -281,6 +285,7 @@ fn render(entry: &Entry, outcome: &Outcome, bytes: u64) -> Vec<u8> {
                     .ids
                     .as_ref()
                     .and_then(|ids| ids.request_id.to_str().ok()),
+                referrer: entry.referrer.as_deref(),
             },
             response: Response {
                 status_code: outcome.status,
@@ -357,6 +362,7 @@ mod tests {
             client: "10.0.0.1:5000".parse().expect("addr"),
             client_ip: "198.51.100.7".parse().expect("ip"),
             user_agent: Some("curl/8".into()),
+            referrer: Some("https://shop.example/cart".into()),
             ids: Some(Ids {
                 request_id: http::HeaderValue::from_static("req-1"),
                 traceparent: http::HeaderValue::from_static(
@@ -377,6 +383,10 @@ mod tests {
         assert_eq!(v["url"]["path"], "/api/x");
         assert_eq!(v["client"]["ip"], "198.51.100.7");
         assert_eq!(v["user_agent"]["original"], "curl/8");
+        assert_eq!(
+            v["http"]["request"]["referrer"],
+            "https://shop.example/cart"
+        );
         assert_eq!(v["upstream"]["address"], "127.0.0.1:9001");
         assert!(v["event"]["duration"].is_u64());
         assert_eq!(v["http"]["request"]["id"], "req-1");

@@ -267,6 +267,11 @@ fn begin(
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
+        referrer: req
+            .headers()
+            .get(header::REFERER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
         ids: Some(ids.clone()),
     });
     let started = request::Started {

@@ -224,9 +224,15 @@ fn default_addr(text: &str) -> Option<SocketAddr> {
 /// reporting why it is not one.
 pub(crate) fn socket_addr(ctx: &mut Ctx, key: &str, text: &str, span: &Span) -> Option<SocketAddr> {
     match split_host_port(text).and_then(|(host, port)| {
-        parse_ip(host)
-            .map(|ip| SocketAddr::new(ip, port))
-            .ok_or_else(|| format!("`{host}` is not an IP address"))
+        // `localhost` as nginx and Caddy take it: the IPv4 loopback, without
+        // a lookup (other names are not resolved to listen on).
+        let ip = if host.eq_ignore_ascii_case("localhost") {
+            Some(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+        } else {
+            parse_ip(host)
+        };
+        ip.map(|ip| SocketAddr::new(ip, port))
+            .ok_or_else(|| format!("`{host}` is not an IP address (or `localhost`)"))
     }) {
         Ok(addr) => Some(addr),
         Err(reason) => {

@@ -30,6 +30,28 @@ fn ipv6_listen_and_admin_off() {
 }
 
 #[test]
+fn localhost_listens_on_the_ipv4_loopback_and_other_names_are_refused() {
+    let config = parse_ok(
+        "[server]\nlisten = [\"localhost:8080\"]\nhttps = [\"LocalHost:8443\"]\nadmin = \"localhost:9180\"\n\n[tls]\nmode = \"internal\"\n",
+    );
+    assert_eq!(
+        config.server.listen,
+        vec!["127.0.0.1:8080".parse().expect("addr")]
+    );
+    assert_eq!(
+        config.server.https,
+        vec!["127.0.0.1:8443".parse().expect("addr")]
+    );
+    assert_eq!(
+        config.server.admin,
+        Some("127.0.0.1:9180".parse().expect("addr"))
+    );
+    let (_, _, key, message) = one_error("[server]\nlisten = [\"example.com:80\"]\n");
+    assert_eq!(key, "server.listen[0]");
+    assert!(message.contains("not an IP address"), "{message}");
+}
+
+#[test]
 fn unknown_keys_are_named_with_suggestion() {
     let dir = base();
     let text = "[server]\nlisen = [\"0.0.0.0:80\"]\n";

@@ -375,7 +375,10 @@ fn copy_header(from: &HeaderMap, to: &mut HeaderMap, name: header::HeaderName) {
 }
 
 /// ServeDir redirects `/dir` to `/dir/` using the rewritten URI, which lacks
-/// the route prefix; rebuild the location from the original request.
+/// the route prefix; rebuild the location from the original request. The
+/// redirect is permanent (308, as Caddy's; nginx's is a 301), not
+/// ServeDir's 307: the slashed URL is where the directory always is, and
+/// browsers and crawlers may remember it.
 fn add_slash(original: &Uri) -> Response<Body> {
     let path = original.path();
     let location = match original.query() {
@@ -389,7 +392,7 @@ fn add_slash(original: &Uri) -> Response<Body> {
     let Ok(location) = HeaderValue::from_str(&location) else {
         return not_found();
     };
-    let mut response = plain(StatusCode::TEMPORARY_REDIRECT, "");
+    let mut response = plain(StatusCode::PERMANENT_REDIRECT, "");
     response.headers_mut().insert(header::LOCATION, location);
     response
 }
@@ -540,7 +543,7 @@ mod tests {
         );
         // The redirect keeps the route prefix and the query.
         let (response, _) = send(&files, get("/docs?x=1"), "/docs").await;
-        assert_eq!(response.status(), StatusCode::TEMPORARY_REDIRECT);
+        assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
         assert_eq!(header(&response, header::LOCATION), "/static/docs/?x=1");
     }
 

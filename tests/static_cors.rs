@@ -181,7 +181,7 @@ async fn directory_serves_its_index_html() {
 
     // Without the slash the browser is sent to the slashed URL, prefix kept.
     let reply = get(&wharf.url("/static/docs?x=1"), &[]).await;
-    assert_eq!(reply.status, 307);
+    assert_eq!(reply.status, 308, "a permanent redirect, as Caddy's");
     assert_eq!(reply.header("location"), Some("/static/docs/?x=1"));
 }
 

@@ -52,8 +52,18 @@ fn unit_multiplier(unit: &str) -> Option<u64> {
 
 /// Parses a duration such as `"30s"`, `"100ms"`, `"1h"`, `"30d"` or `"1m 30s"`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|e| e.to_string())
+    let duration = humantime::parse_duration(text.trim()).map_err(|e| e.to_string())?;
+    if duration > MAX_DURATION {
+        return Err("longer than any setting needs (at most 3650 days)".to_string());
+    }
+    Ok(duration)
 }
+
+/// The longest duration a config may give: ten years. Longer ones are
+/// typing mistakes, and added to a clock they would overflow it (a
+/// timeout of 500000000000000000s) or end up in headers as nonsense
+/// (`Retry-After: 18446744073705944`).
+pub const MAX_DURATION: Duration = Duration::from_secs(3650 * 86_400);
 
 #[cfg(test)]
 mod tests {
@@ -92,5 +102,8 @@ mod tests {
         assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86400)));
         assert!(parse_duration("30").is_err());
         assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_duration("3650d"), Ok(MAX_DURATION));
+        assert!(parse_duration("3651d").is_err());
+        assert!(parse_duration("500000000000000000s").is_err());
     }
 }

@@ -9,7 +9,9 @@
 //! `Resolver` answers TLS-ALPN-01 challenge handshakes (`acme-tls/1`) from
 //! `Challenges`, then looks the SNI name up: exact, then `*.parent`, then
 //! the default certificate (files mode). No match means no certificate: the
-//! handshake fails cleanly with an alert, nothing else is affected.
+//! handshake fails cleanly with an alert, nothing else is affected. A
+//! client that sends no name at all gets the default certificate, or else
+//! the one of the site whose id sorts first.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,6 +32,10 @@ struct Served {
     /// Every name of every item, lowercased; wildcards kept as `*.domain`.
     by_name: HashMap<String, Arc<CertifiedKey>>,
     default: Option<Arc<CertifiedKey>>,
+    /// For a client that names no host (an address typed into curl): the
+    /// default pair, or else the item whose id sorts first, as nginx
+    /// answers such a client with its default server's certificate.
+    no_name: Option<Arc<CertifiedKey>>,
 }
 
 /// The certificates served now.
@@ -81,19 +87,31 @@ impl Store {
         change(&mut items);
         let mut by_name = HashMap::new();
         let mut default = None;
+        let mut first: Option<(&String, &Arc<Certificate>)> = None;
         for (id, certificate) in &items {
             if id.is_empty() {
                 default = Some(certificate.key.clone());
+            } else if first.is_none_or(|(first, _)| id < first) {
+                first = Some((id, certificate));
             }
             for name in &certificate.info.names {
                 by_name.insert(name.to_ascii_lowercase(), certificate.key.clone());
             }
         }
+        let no_name = default
+            .clone()
+            .or_else(|| first.map(|(_, certificate)| certificate.key.clone()));
         self.served.store(Arc::new(Served {
             items,
             by_name,
             default,
+            no_name,
         }));
+    }
+
+    /// The certificate for a handshake without SNI.
+    fn for_no_name(&self) -> Option<Arc<CertifiedKey>> {
+        self.served.load().no_name.clone()
     }
 
     fn lookup(&self, host: &str) -> Option<Arc<CertifiedKey>> {
@@ -170,7 +188,7 @@ impl ResolvesServerCert for Resolver {
         }
         match name {
             Some(name) => self.store.lookup(&name),
-            None => self.store.served.load().default.clone(),
+            None => self.store.for_no_name(),
         }
     }
 }
@@ -220,5 +238,24 @@ mod tests {
         assert!(store.has("a.test"));
         assert_eq!(store.infos().len(), 1);
         assert_eq!(store.infos()[0].host, "a.test");
+    }
+
+    #[test]
+    fn a_client_naming_no_host_gets_the_default_pair_or_the_first_site() {
+        let store = Store::default();
+        assert!(store.for_no_name().is_none());
+        let b = certificate(&["b.test"]);
+        let a = certificate(&["a.test"]);
+        store.install("b.test", b.clone());
+        store.install("a.test", a.clone());
+        let chosen = store.for_no_name().expect("a certificate");
+        assert!(Arc::ptr_eq(&chosen, &a.key), "the id that sorts first");
+        let files = certificate(&["files.test"]);
+        store.install("", files.clone());
+        let chosen = store.for_no_name().expect("a certificate");
+        assert!(Arc::ptr_eq(&chosen, &files.key), "the files pair first");
+        store.retain(|id| id == "b.test");
+        let chosen = store.for_no_name().expect("a certificate");
+        assert!(Arc::ptr_eq(&chosen, &b.key));
     }
 }

@@ -390,3 +390,29 @@ async fn proxied_internal_wharf(host: &str) -> (Wharf, tempfile::TempDir, u16, S
     let (wharf, storage, _, https, ca) = internal_wharf(&sites, "");
     (wharf, storage, https, ca)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_sends_no_server_name_gets_the_first_sites_certificate() {
+    // `curl https://127.0.0.1:8443/` sends no SNI; nginx answers it with
+    // its default server's certificate, and so does wharf now.
+    let sites = format!(
+        "{}{}",
+        site(&["b.internal.test"], "b"),
+        site(&["a.internal.test"], "a")
+    );
+    let (_wharf, _storage, _, https, ca) = internal_wharf(&sites, "");
+    let mut config = (*client_config(&ca, &[b"http/1.1"], None)).clone();
+    config.enable_sni = false;
+    // Verified as the site whose name sorts first, without naming it.
+    let tls = connect_with(
+        https_addr(https),
+        "a.internal.test",
+        std::sync::Arc::new(config),
+    )
+    .await
+    .expect("a handshake without SNI");
+    let mut conn = Https::over(tls).await.expect("http/1.1");
+    let reply = conn.get("a.internal.test", "/").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.text(), "a");
+}

@@ -9,6 +9,7 @@ pub mod config;
 pub mod echo;
 pub mod encode;
 pub mod export;
+pub mod fd_limit;
 pub mod files;
 pub mod h1;
 pub mod observe;

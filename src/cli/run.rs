@@ -9,10 +9,14 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use super::demo;
 use crate::config::{Action, Config, HostPattern};
+use crate::fd_limit::{self, Limit, LimitError};
 use crate::observe::logging;
 use crate::server::{Server, Source};
 
 pub fn run(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    // Before anything opens a file: a soft limit of 1,024 would cap wharf
+    // at about 500 proxied connections.
+    let raised = fd_limit::raise();
     let runtime = super::runtime()?;
     runtime.block_on(async move {
         // Signals are taken over before anything listens: a SIGHUP sent as
@@ -40,6 +44,7 @@ pub fn run(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             }
         };
         logging::init(config.log.format, &config.log.level);
+        log_fd_limit(&raised);
         let server = match Server::start(config, source).await {
             Ok(server) => server,
             Err(error) => {
@@ -51,6 +56,25 @@ pub fn run(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         print_summary(&server, is_demo);
         serve_until_signalled(server, signals).await
     })
+}
+
+/// Says what became of the open-file limit: raised (debug), not raised
+/// or too low for a busy server (warnings).
+fn log_fd_limit(raised: &Result<(Limit, Limit), LimitError>) {
+    match raised {
+        Ok((before, now)) => {
+            if before != now {
+                tracing::debug!(from = before.soft, to = now.soft, "open-file limit raised");
+            }
+            if let Some(advice) = fd_limit::low_limit_advice(now.hard) {
+                tracing::warn!(limit = now.hard, "{advice}");
+            }
+        }
+        Err(error) => tracing::warn!(
+            error = %error,
+            "wharf keeps the open-file limit it was started with; set LimitNOFILE= in its systemd unit (or ulimit -n) if it runs out of files"
+        ),
+    }
 }
 
 /// The signals `wharf run` answers: SIGHUP reloads, SIGUSR1 reopens the

@@ -55,6 +55,13 @@ pub fn spawn(name: &str, app: &App, port: u16, rlimits: Rlimits) -> Result<Child
             app: name.to_string(),
         });
     };
+    // The limit wharf was started with, before it raised its own: what the
+    // app would have had without wharf (programs using select() break
+    // with descriptors above 1,024). Read here: the child may not allocate.
+    let restore = match rlimits.open_files {
+        Some(_) => None,
+        None => crate::fd_limit::started_with(),
+    };
     let mut command = Command::new(program);
     command
         .args(args)
@@ -87,6 +94,15 @@ pub fn spawn(name: &str, app: &App, port: u16, rlimits: Rlimits) -> Result<Child
                 let limit = libc::rlimit {
                     rlim_cur: n,
                     rlim_max: n,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if let Some(started) = restore {
+                let limit = libc::rlimit {
+                    rlim_cur: started.soft,
+                    rlim_max: started.hard,
                 };
                 if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
                     return Err(std::io::Error::last_os_error());

@@ -49,11 +49,37 @@ impl Wharf {
     /// Like `start`, in a directory the test prepared (static files...).
     pub fn start_in(dir: tempfile::TempDir, server_extra: &str, body: &str) -> Wharf {
         let config_path = dir.path().join("wharf.toml");
+        let mut command = Command::new(WHARF);
+        command.args(["run", "-c"]).arg(&config_path);
+        Wharf::start_command(dir, command, server_extra, body)
+    }
+
+    /// Like `start`, with wharf started by a shell after `ulimit {limit}`
+    /// (e.g. `-S -n 128`: a soft open-file limit of 128).
+    pub fn start_under_ulimit(limit: &str, server_extra: &str, body: &str) -> Wharf {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config_path = dir.path().join("wharf.toml");
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit {limit} && exec \"$0\" run -c \"$1\""))
+            .arg(WHARF)
+            .arg(&config_path);
+        Wharf::start_command(dir, command, server_extra, body)
+    }
+
+    /// Writes the config into `dir` and runs `command`, which starts wharf
+    /// with that config.
+    fn start_command(
+        dir: tempfile::TempDir,
+        mut command: Command,
+        server_extra: &str,
+        body: &str,
+    ) -> Wharf {
+        let config_path = dir.path().join("wharf.toml");
         std::fs::write(&config_path, config_text(dir.path(), server_extra, body))
             .expect("write config");
-        let mut child = Command::new(WHARF)
-            .args(["run", "-c"])
-            .arg(&config_path)
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

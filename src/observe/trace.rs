@@ -157,16 +157,31 @@ pub fn valid_traceparent(value: &[u8]) -> bool {
         && !zeros(36..52)
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+/// `value` as 32 lowercase hex digits.
+fn hex32(value: u128) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out[..16].copy_from_slice(&hex16((value >> 64) as u64));
+    out[16..].copy_from_slice(&hex16(value as u64));
+    out
+}
 
-/// Appends the low `digits` hex digits of `value` (at most 32).
-fn push_hex(out: &mut Vec<u8>, mut value: u128, digits: usize) {
-    let start = out.len();
-    out.resize(start + digits, b'0');
-    for slot in out[start..].iter_mut().rev() {
-        *slot = HEX[(value & 0xf) as usize];
-        value >>= 4;
-    }
+/// `value` as 16 lowercase hex digits, computed on all of them at once
+/// (about a third of the instructions of a digit-by-digit table lookup,
+/// for the two ids every request gets).
+fn hex16(value: u64) -> [u8; 16] {
+    const LOW_NIBBLES: u128 = 0x0f0f_0f0f_0f0f_0f0f_0f0f_0f0f_0f0f_0f0f;
+    const ONES: u128 = 0x0101_0101_0101_0101_0101_0101_0101_0101;
+    // Nibble k of `value` into byte k, by halving the distance each step.
+    let mut x = u128::from(value);
+    x = (x | (x << 32)) & 0x0000_0000_ffff_ffff_0000_0000_ffff_ffff;
+    x = (x | (x << 16)) & 0x0000_ffff_0000_ffff_0000_ffff_0000_ffff;
+    x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff_00ff_00ff_00ff_00ff;
+    x = (x | (x << 4)) & LOW_NIBBLES;
+    // 1 in the bytes holding 10..=15; no byte carries into the next.
+    let letters = ((x + ONES * 6) >> 4) & ONES;
+    let ascii = x + ONES * u128::from(b'0') + letters * u128::from(b'a' - b'0' - 10);
+    // Byte 15 holds the highest nibble: big-endian order writes it first.
+    ascii.to_be_bytes()
 }
 
 fn nonzero_random() -> u128 {
@@ -180,29 +195,31 @@ fn nonzero_random() -> u128 {
 
 /// 32 random hex digits (128 bits, like a UUID without dashes).
 pub fn new_request_id() -> HeaderValue {
-    let mut out = Vec::with_capacity(32);
-    push_hex(&mut out, fastrand::u128(..), 32);
-    to_header(out)
+    to_header(&hex32(fastrand::u128(..)))
 }
 
 /// A new sampled trace: `00-<trace id>-<span id>-01`.
 pub fn new_traceparent() -> HeaderValue {
-    let mut out = Vec::with_capacity(55);
-    out.extend_from_slice(b"00-");
-    push_hex(&mut out, nonzero_random(), 32);
-    out.push(b'-');
-    push_hex(&mut out, nonzero_random() & u128::from(u64::MAX), 16);
-    if out[36..52].iter().all(|b| *b == b'0') {
-        out[51] = b'1';
-    }
-    out.extend_from_slice(b"-01");
-    to_header(out)
+    let mut out = *b"00-################################-################-01";
+    out[3..35].copy_from_slice(&hex32(nonzero_random()));
+    let span = loop {
+        let value = fastrand::u64(..);
+        if value != 0 {
+            break value;
+        }
+    };
+    out[36..52].copy_from_slice(&hex32(u128::from(span))[16..]);
+    to_header(&out)
 }
 
-fn to_header(bytes: Vec<u8>) -> HeaderValue {
-    // Only hex digits and dashes: always a valid header value.
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(bytes))
-        .unwrap_or_else(|_| HeaderValue::from_static("0"))
+/// A header value from hex digits and dashes, which need no check.
+fn to_header(ascii: &[u8]) -> HeaderValue {
+    let bytes = bytes::Bytes::copy_from_slice(ascii);
+    debug_assert!(ascii.iter().all(|b| b.is_ascii_hexdigit() || *b == b'-'));
+    // SAFETY: the only requirement is valid UTF-8; every caller passes
+    // ASCII hex digits and dashes (checked in debug builds, here and by
+    // `from_maybe_shared_unchecked` itself).
+    unsafe { HeaderValue::from_maybe_shared_unchecked(bytes) }
 }
 
 #[cfg(test)]
@@ -210,25 +227,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_are_written_as_lowercase_hex_of_their_low_digits() {
+    fn ids_are_written_as_lowercase_hex() {
         let value = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210_u128;
-        let mut out = Vec::new();
-        push_hex(&mut out, value, 32);
-        assert_eq!(out, b"0123456789abcdeffedcba9876543210");
-        out.clear();
-        push_hex(&mut out, value, 16);
-        assert_eq!(out, b"fedcba9876543210");
-        out.clear();
-        push_hex(&mut out, 0xa, 16);
-        assert_eq!(out, b"000000000000000a");
+        assert_eq!(&hex32(value), b"0123456789abcdeffedcba9876543210");
+        assert_eq!(&hex32(0xa), b"0000000000000000000000000000000a");
+        assert_eq!(&hex32(u128::MAX), b"ffffffffffffffffffffffffffffffff");
+        assert_eq!(&hex16(0x9a0f_f09a_a9f0_0fa9), b"9a0ff09aa9f00fa9");
         for _ in 0..1000 {
             let value = fastrand::u128(..);
-            out.clear();
-            push_hex(&mut out, value, 32);
-            assert_eq!(out, format!("{value:032x}").as_bytes());
-            out.clear();
-            push_hex(&mut out, value, 16);
-            assert_eq!(out, format!("{:016x}", value as u64).as_bytes());
+            assert_eq!(&hex32(value)[..], format!("{value:032x}").as_bytes());
+            let parent = new_traceparent();
+            assert!(valid_traceparent(parent.as_bytes()), "{parent:?}");
         }
         let parent = new_traceparent();
         assert!(valid_traceparent(parent.as_bytes()), "{parent:?}");

@@ -5,10 +5,10 @@
 //! zstd and brotli spent most of their time allocating and zeroing tables
 //! (`docs/performance.md`, "Compression"). An answer with a known length
 //! of at most [`ONE_SHOT`] bytes is read whole and compressed in one call
-//! instead, on the fast path (`h1::exchange::copy_encoded`) and in a
-//! site's stack (`site::Handler`): zstd with a context reused per thread
-//! and sized to the input, brotli with its window sized to the input, gzip
-//! and deflate as before. Longer answers still stream through the layer.
+//! instead, on the fast path (`h1::exchange::compress::copy_encoded`) and
+//! in a site's stack (`site::Handler`): zstd with a context reused per
+//! thread and sized to the input, brotli with its window sized to the
+//! input, gzip and deflate as before. Longer answers still stream through the layer.
 //! The choice of encoding and the levels are the layer's (tower-http 0.6):
 //! the tests hold [`negotiate`] to it.
 

@@ -4,13 +4,13 @@
 //! Every HTTP/1.1 connection (plain, or TLS without `h2` in ALPN) starts
 //! here. A request head is parsed with `httparse`; when it is an ordinary
 //! request to a proxy route of a site without CORS, it is relayed to the
-//! upstream over a raw keep-alive connection (`exchange.rs`): same server
+//! upstream over a raw keep-alive connection (`exchange/`): same server
 //! choice, retries, forwarded headers, request ids, metrics and access log
 //! as the general path, but no per-request futures, body channels or
 //! header re-encoding. Compression is done here too, with the sites' own
-//! compression layer (`exchange::copy_compressed`): nearly every HTTP
-//! client library and browser asks for it. A plain `GET` for a static
-//! file `files::cache` keeps is answered from memory (`kept.rs`). The
+//! compression layer (`exchange::compress::copy_compressed`): nearly
+//! every HTTP client library and browser asks for it. A plain `GET` for a
+//! static file `files::cache` keeps is answered from memory (`kept.rs`). The
 //! first request that is anything else (other static requests, redirects,
 //! WebSocket upgrades, chunked uploads, HTTP/1.0, errors) hands the
 //! connection, with the bytes already read, to hyper

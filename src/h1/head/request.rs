@@ -25,7 +25,7 @@ pub struct RequestHead {
     pub close: bool,
     /// The client accepts an encoding wharf compresses with
     /// (`Accept-Encoding`): a compressible answer is compressed
-    /// (`exchange::copy_compressed`).
+    /// (`exchange::compress::copy_compressed`).
     pub compress: bool,
     /// No hop-by-hop header other than `Connection: close` or
     /// `keep-alive`: the head can be forwarded field by field

@@ -1,4 +1,4 @@
-//! `wharf export grafana|prometheus|filebeat`: print a file for the tools
+//! `wharf export grafana|prometheus|filebeat|systemd`: print a file for the tools
 //! around wharf, made from the config (see src/export/).
 
 use std::path::{Path, PathBuf};
@@ -55,6 +55,25 @@ pub enum Target {
         #[arg(long, default_value = "wharf.service")]
         unit: String,
     },
+    /// A systemd unit that runs wharf as a service: reload with `systemctl
+    /// reload`, apps stopped after the drain, the open-file limit raised.
+    ///
+    /// Example:
+    ///   wharf export systemd -c /etc/wharf/wharf.toml > /etc/systemd/system/wharf.service
+    ///   wharf export systemd -c /etc/wharf/wharf.toml --user wharf
+    ///   systemctl daemon-reload && systemctl enable --now wharf
+    #[command(verbatim_doc_comment)]
+    Systemd {
+        /// Config file the service runs with (made absolute).
+        #[arg(short, long, default_value = "wharf.toml")]
+        config: PathBuf,
+        /// User (and group) the service runs as [default: root].
+        #[arg(long)]
+        user: Option<String>,
+        /// The wharf binary the service runs [default: this one].
+        #[arg(long)]
+        binary: Option<PathBuf>,
+    },
 }
 
 pub fn export(target: Target) -> anyhow::Result<ExitCode> {
@@ -84,6 +103,11 @@ pub fn export(target: Target) -> anyhow::Result<ExitCode> {
             };
             export::filebeat::render(&load(&config)?, &options)
         }
+        Target::Systemd {
+            config,
+            user,
+            binary,
+        } => systemd(&config, user, binary),
     };
     match text {
         Ok(text) => {
@@ -98,6 +122,42 @@ pub fn export(target: Target) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// The unit for `config`, which must exist: the service runs with it.
+fn systemd(config: &Path, user: Option<String>, binary: Option<PathBuf>) -> Result<String, String> {
+    let absolute = std::fs::canonicalize(config).map_err(|error| {
+        format!(
+            "cannot read the config {}: {error}; give the file the service will run with (-c /etc/wharf/wharf.toml)",
+            config.display()
+        )
+    })?;
+    let binary = match binary {
+        Some(path) => {
+            std::path::absolute(&path).map_err(|error| format!("{}: {error}", path.display()))?
+        }
+        None => std::env::current_exe().map_err(|error| {
+            format!("cannot tell where this wharf binary is ({error}); give --binary")
+        })?,
+    };
+    if let Some(user) = &user {
+        let valid = !user.is_empty()
+            && user
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !valid {
+            return Err(format!(
+                "--user {user:?} is not a user name systemd accepts (letters, digits, _ - .)"
+            ));
+        }
+    }
+    let loaded = config::load(&absolute).map_err(|errors| errors.to_string())?;
+    let options = export::systemd::Options {
+        binary: binary.display().to_string(),
+        config: absolute.display().to_string(),
+        user,
+    };
+    export::systemd::render(&loaded, &options)
 }
 
 /// The config file, or the defaults when the default file does not exist.

@@ -117,12 +117,14 @@ pub enum Command {
         json: bool,
     },
     /// Print a config for the tools around wharf: a Grafana dashboard, a
-    /// Prometheus scrape config, a Filebeat config for the access log.
+    /// Prometheus scrape config, a Filebeat config for the access log, a
+    /// systemd unit.
     ///
     /// Example:
     ///   wharf export grafana > wharf-dashboard.json
     ///   wharf export prometheus > prometheus.yml
     ///   wharf export filebeat > filebeat.yml
+    ///   wharf export systemd -c /etc/wharf/wharf.toml > /etc/systemd/system/wharf.service
     #[command(verbatim_doc_comment)]
     Export {
         #[command(subcommand)]

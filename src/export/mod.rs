@@ -7,7 +7,9 @@
 //! - `prometheus`: a prometheus.yml that scrapes the admin API.
 //! - `filebeat`: a filebeat.yml that ships the JSON access log (ECS fields)
 //!   to Elasticsearch.
+//! - `systemd`: a unit file that runs wharf as a service.
 
 pub mod filebeat;
 pub mod grafana;
 pub mod prometheus;
+pub mod systemd;

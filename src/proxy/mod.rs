@@ -6,8 +6,14 @@
 //! is buffered whole. `Upgrade` requests (WebSocket) become a byte tunnel
 //! after the upstream answers 101. Internal error text is logged, never sent
 //! to the client.
+//!
+//! `forward` is here; the bodies it passes on, each watched for a pause
+//! (the client's request body, the upstream's response body), are in
+//! `bodies.rs`, and reading a failure's chain of causes in `errors.rs`.
 
+mod bodies;
 pub mod client;
+mod errors;
 pub mod headers;
 pub mod pool;
 mod upgrade;
@@ -21,12 +27,16 @@ use http_body::Body as _;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 
-use crate::balance::state::InFlight;
 use crate::balance::{Pick, Pool, Tried};
 use crate::body::{self, Body};
 use crate::h1::client as h1_client;
 use crate::observe::trace;
 use crate::response;
+pub use bodies::BodyStalled;
+use bodies::{
+    content_length, ClientBody, ClientBodyTimedOut, Payload, RequestBodyFailed, Stall, Tracked,
+};
+use errors::{caused_by, error_chain};
 
 /// Facts about the client connection, put in each request's extensions by
 /// the server.
@@ -63,31 +73,6 @@ const REPLAYABLE_BODY: u64 = 64 * 1024;
 /// before reading the body; larger ones go through hyper's client, which
 /// reads the answer while it writes.
 pub const BARE_BODY: usize = 8 * 1024;
-
-/// The request body, either held (replayable) or streaming (sent once).
-enum Payload {
-    Held(bytes::Bytes),
-    Streaming(Option<ClientBody>),
-}
-
-impl Payload {
-    fn take(&mut self, max_body_size: u64) -> Body {
-        match self {
-            Payload::Held(bytes) => body::full(bytes.clone()),
-            Payload::Streaming(incoming) => match incoming.take() {
-                Some(incoming) => body::boxed(
-                    Limited::new(incoming, body_limit(max_body_size)).map_err(RequestBodyFailed),
-                ),
-                None => body::empty(),
-            },
-        }
-    }
-
-    fn replayable(&self) -> bool {
-        matches!(self, Payload::Held(_))
-    }
-}
-
 /// How one attempt ended. Lives on the stack of one request for a moment;
 /// boxing the response would cost an allocation per request.
 #[allow(clippy::large_enum_variant)]
@@ -405,247 +390,7 @@ fn unavailable(retry_after: std::time::Duration) -> Response<Body> {
     }
     response
 }
-
-pin_project_lite::pin_project! {
-    /// An upstream response body that keeps its server's in-flight count
-    /// until the body is finished or dropped, and fails when the server
-    /// sends nothing for longer than its upstream's `response_timeout`.
-    struct Tracked {
-        #[pin]
-        inner: pool::Upstream,
-        lease: Option<pool::Lease>,
-        _in_flight: InFlight,
-        stall: Stall,
-        server: SocketAddr,
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A client's request body that fails with [`ClientBodyTimedOut`] when
-    /// nothing of it comes for the body timeout.
-    struct ClientBody {
-        #[pin]
-        inner: Incoming,
-        stall: Stall,
-    }
-}
-
-impl ClientBody {
-    fn new(inner: Incoming, timeout: std::time::Duration) -> ClientBody {
-        ClientBody {
-            inner,
-            stall: Stall::new(timeout),
-        }
-    }
-}
-
-/// The client sent nothing more of its request body for the body timeout.
-#[derive(Debug, thiserror::Error)]
-#[error("the client sent nothing of its request body for {0:?} (server.idle_timeout)")]
-struct ClientBodyTimedOut(std::time::Duration);
-
-impl http_body::Body for ClientBody {
-    type Data = bytes::Bytes;
-    type Error = body::BoxError;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, body::BoxError>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        if polled.is_pending() {
-            return match this.stall.poll_waiting(cx) {
-                std::task::Poll::Ready(BodyStalled(after)) => {
-                    std::task::Poll::Ready(Some(Err(ClientBodyTimedOut(after).into())))
-                }
-                std::task::Poll::Pending => std::task::Poll::Pending,
-            };
-        }
-        this.stall.progressed();
-        polled.map_err(Into::into)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// The upstream sent nothing of a response body it had begun for longer
-/// than its `response_timeout`.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "the upstream sent nothing of the response body for {0:?} (the upstream's response_timeout)"
-)]
-pub struct BodyStalled(std::time::Duration);
-
-/// The deadline between two reads of an upstream body, as nginx's
-/// `proxy_read_timeout` and the fast path's `read_timeout`: it runs only
-/// while the body waits on the server, not while the client is slow to
-/// take what was read. The timer is made the first time the body waits.
-struct Stall {
-    timeout: std::time::Duration,
-    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
-    /// Whether `sleep` is set for the current wait.
-    armed: bool,
-}
-
-impl Stall {
-    fn new(timeout: std::time::Duration) -> Stall {
-        Stall {
-            timeout,
-            sleep: None,
-            armed: false,
-        }
-    }
-
-    /// The body gave something (or ended): the next wait starts afresh.
-    fn progressed(&mut self) {
-        self.armed = false;
-    }
-
-    /// The body is waiting on the server: `Ready` once it waited too long.
-    fn poll_waiting(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<BodyStalled> {
-        let timeout = self.timeout;
-        let sleep = if self.armed {
-            self.sleep.as_mut()
-        } else {
-            self.armed = true;
-            let at = tokio::time::Instant::now() + timeout;
-            match self.sleep.as_mut() {
-                Some(sleep) => {
-                    sleep.as_mut().reset(at);
-                    Some(sleep)
-                }
-                None => Some(self.sleep.insert(Box::pin(tokio::time::sleep_until(at)))),
-            }
-        };
-        match sleep {
-            Some(sleep) => {
-                std::future::Future::poll(sleep.as_mut(), cx).map(|()| BodyStalled(timeout))
-            }
-            None => std::task::Poll::Pending,
-        }
-    }
-}
-
-impl http_body::Body for Tracked {
-    type Data = bytes::Bytes;
-    type Error = body::BoxError;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, body::BoxError>>> {
-        let mut this = self.project();
-        let polled = this.inner.as_mut().poll_frame(cx);
-        if polled.is_pending() {
-            return match this.stall.poll_waiting(cx) {
-                std::task::Poll::Ready(stalled) => {
-                    tracing::warn!(server = %this.server, error = %stalled, "upstream body stalled");
-                    // Dropped unreleased: the connection is closed.
-                    this.lease.take();
-                    std::task::Poll::Ready(Some(Err(stalled.into())))
-                }
-                std::task::Poll::Pending => std::task::Poll::Pending,
-            };
-        }
-        this.stall.progressed();
-        let ended = match &polled {
-            std::task::Poll::Ready(None) => true,
-            std::task::Poll::Ready(Some(Ok(_))) => this.inner.is_end_stream(),
-            _ => false,
-        };
-        if ended {
-            if let Some(lease) = this.lease.take() {
-                lease.release();
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-fn content_length<B>(req: &Request<B>) -> Option<u64> {
-    req.headers()
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
-}
-
-fn body_limit(max_body_size: u64) -> usize {
-    usize::try_from(max_body_size).unwrap_or(usize::MAX)
-}
-
-/// The client's request body failed (malformed, cut off, or over
-/// `max_body_size`) while it was streamed upstream: the client's fault,
-/// so it neither counts against the server nor is answered with a 502.
-#[derive(Debug, thiserror::Error)]
-#[error("the client's request body failed")]
-struct RequestBodyFailed(#[source] body::BoxError);
-
-/// Whether `E` is in `error`'s chain of sources.
-fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(error);
-    while let Some(e) = source {
-        if e.is::<E>() {
-            return true;
-        }
-        source = e.source();
-    }
-    false
-}
-
-/// "outer: inner: innermost", for logs.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
-}
-
 /// Drains and discards a body (used for requests wharf answers itself).
 pub async fn discard(body: Incoming) {
     let _ = body.collect().await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_upstream_failure_names_its_cause_once() {
-        let refused = pool::SendError::Connect {
-            addr: "127.0.0.1:1".parse().expect("addr"),
-            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
-        };
-        let text = error_chain(&refused);
-        assert!(
-            text.starts_with("cannot connect to 127.0.0.1:1: "),
-            "{text}"
-        );
-        assert_eq!(text.to_lowercase().matches("refused").count(), 1, "{text}");
-        let failed = pool::SendError::Failed {
-            addr: "127.0.0.1:1".parse().expect("addr"),
-            source: "reset".into(),
-        };
-        assert_eq!(error_chain(&failed), "request to 127.0.0.1:1 failed: reset");
-    }
 }

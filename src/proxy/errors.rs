@@ -1,0 +1,53 @@
+//! Reading a failed attempt's error: whether a cause is in its chain (the
+//! client's body, a size limit, a timeout), and the chain as one line for
+//! wharf's log.
+
+/// Whether `E` is in `error`'s chain of sources.
+pub(super) fn caused_by<E: std::error::Error + 'static>(
+    error: &(dyn std::error::Error + 'static),
+) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if e.is::<E>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// "outer: inner: innermost", for logs.
+pub(super) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::pool;
+
+    #[test]
+    fn an_upstream_failure_names_its_cause_once() {
+        let refused = pool::SendError::Connect {
+            addr: "127.0.0.1:1".parse().expect("addr"),
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        let text = error_chain(&refused);
+        assert!(
+            text.starts_with("cannot connect to 127.0.0.1:1: "),
+            "{text}"
+        );
+        assert_eq!(text.to_lowercase().matches("refused").count(), 1, "{text}");
+        let failed = pool::SendError::Failed {
+            addr: "127.0.0.1:1".parse().expect("addr"),
+            source: "reset".into(),
+        };
+        assert_eq!(error_chain(&failed), "request to 127.0.0.1:1 failed: reset");
+    }
+}

@@ -80,9 +80,7 @@ pub fn write_compressed_head(
         None => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
     }
     if !parts.headers.contains_key(http::header::DATE) {
-        out.extend_from_slice(b"date: ");
-        out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
-        out.extend_from_slice(b"\r\n");
+        super::write_date(out);
     }
     write_extra(out, extra);
 }

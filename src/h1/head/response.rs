@@ -214,9 +214,7 @@ pub fn parse_response(
     if !dated {
         // RFC 9110 6.6.1: a proxy forwarding a response without a Date
         // adds the time it received it.
-        out.extend_from_slice(b"date: ");
-        out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
-        out.extend_from_slice(b"\r\n");
+        super::write_date(out);
     }
     write_extra(out, extra);
 

@@ -6,6 +6,7 @@ pub mod balance;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod echo;
 pub mod encode;
 pub mod export;

@@ -5,6 +5,7 @@ mod admin_client;
 mod check;
 mod demo;
 mod deploy;
+mod doctor;
 mod echo;
 mod export;
 mod reload;
@@ -55,6 +56,25 @@ pub enum Command {
         /// Print the effective config (defaults filled in, ${file:...} values redacted).
         #[arg(long)]
         print: bool,
+    },
+    /// Check that a config can work on this machine, and say what to do
+    /// when it cannot: listeners that cannot be bound (and who holds
+    /// them), upstream servers that refuse connections or fail their
+    /// health check, apps that cannot start or whose ports are taken,
+    /// static directories, certificates, the open-file limit.
+    ///
+    /// Example:
+    ///   wharf doctor                  # ./wharf.toml
+    ///   wharf doctor -c /etc/wharf/wharf.toml
+    ///
+    /// Prints one line per check (ok, warn or FAIL, with the fix) and
+    /// exits 1 when any check failed. Ports held by the wharf already
+    /// serving this config are reported as served, not as conflicts.
+    #[command(verbatim_doc_comment)]
+    Doctor {
+        /// Config file.
+        #[arg(short, long, default_value = "wharf.toml")]
+        config: PathBuf,
     },
     /// Run a tiny backend that answers every request with what it received,
     /// as JSON. Useful to see what reaches your app through wharf.
@@ -152,6 +172,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => run::run(config),
         Command::Check { config, print } => check::check(&config, print),
+        Command::Doctor { config } => doctor::doctor(&config),
         Command::Echo { port, bind } => echo::echo(bind, port),
         Command::Reload { config, admin } => reload::reload(config.as_deref(), admin),
         Command::Status {

@@ -283,15 +283,22 @@ impl StatusRange {
     }
 }
 
+/// As the file writes it: "2xx", "204" or "200-399".
+impl std::fmt::Display for StatusRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.low.is_multiple_of(100) && self.high == self.low + 99 {
+            write!(f, "{}xx", self.low / 100)
+        } else if self.low == self.high {
+            write!(f, "{}", self.low)
+        } else {
+            write!(f, "{}-{}", self.low, self.high)
+        }
+    }
+}
+
 impl Serialize for StatusRange {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if self.low.is_multiple_of(100) && self.high == self.low + 99 {
-            serializer.collect_str(&format_args!("{}xx", self.low / 100))
-        } else if self.low == self.high {
-            serializer.collect_str(&self.low)
-        } else {
-            serializer.collect_str(&format_args!("{}-{}", self.low, self.high))
-        }
+        serializer.collect_str(self)
     }
 }
 

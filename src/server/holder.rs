@@ -4,8 +4,27 @@
 
 use std::fs;
 
+/// A process that holds a listening socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub pid: u32,
+    /// Its command name, from /proc/PID/comm.
+    pub command: String,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {} ({})", self.pid, self.command)
+    }
+}
+
 /// "pid 1234 (nginx)" for the process listening on `port`, if visible.
 pub fn find(port: u16) -> Option<String> {
+    find_process(port).map(|holder| holder.to_string())
+}
+
+/// The process listening on `port`, if visible.
+pub fn find_process(port: u16) -> Option<Holder> {
     let inode = ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .filter_map(|path| fs::read_to_string(path).ok())
@@ -13,10 +32,7 @@ pub fn find(port: u16) -> Option<String> {
     let needle = format!("socket:[{inode}]");
     for entry in fs::read_dir("/proc").ok()?.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        else {
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
         let Ok(fds) = fs::read_dir(entry.path().join("fd")) else {
@@ -25,7 +41,10 @@ pub fn find(port: u16) -> Option<String> {
         for fd in fds.flatten() {
             if fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == needle.as_str()) {
                 let command = fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-                return Some(format!("pid {pid} ({})", command.trim()));
+                return Some(Holder {
+                    pid,
+                    command: command.trim().to_string(),
+                });
             }
         }
     }

@@ -12,6 +12,7 @@ mod deploy;
 pub mod instance;
 pub mod limits;
 mod output;
+pub mod preflight;
 mod spawn;
 
 use std::collections::{BTreeMap, HashMap};

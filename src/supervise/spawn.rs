@@ -125,12 +125,19 @@ pub fn spawn(name: &str, app: &App, port: u16, rlimits: Rlimits) -> Result<Child
         .map_err(|error| explain(name, app, program, error))
 }
 
-/// Turns a failed spawn into what the user has to fix: the program or the
-/// working directory that is missing, or a program that cannot be run.
-fn explain(name: &str, app: &App, program: &str, error: std::io::Error) -> SpawnError {
-    let app_name = name.to_string();
-    // A program with a slash is run from the working directory; a bare
-    // name is looked up in PATH (the app's own, when its env sets one).
+/// Where the program of an app is, or would be: a program with a slash
+/// is run from the working directory; a bare name is looked up in PATH
+/// (the app's own, when its env sets one).
+pub(super) struct Lookup {
+    /// The program's file, when there is one.
+    pub found: Option<PathBuf>,
+    /// `found`, or the path it was expected at (for messages).
+    pub path: PathBuf,
+    /// The PATH searched.
+    pub search: String,
+}
+
+pub(super) fn lookup(app: &App, program: &str) -> Lookup {
     let search = app
         .env
         .get("PATH")
@@ -151,6 +158,22 @@ fn explain(name: &str, app: &App, program: &str, error: std::io::Error) -> Spawn
             PathBuf::from(program)
         }
     });
+    Lookup {
+        found,
+        path,
+        search,
+    }
+}
+
+/// Turns a failed spawn into what the user has to fix: the program or the
+/// working directory that is missing, or a program that cannot be run.
+fn explain(name: &str, app: &App, program: &str, error: std::io::Error) -> SpawnError {
+    let app_name = name.to_string();
+    let Lookup {
+        found,
+        path,
+        search,
+    } = lookup(app, program);
     match error.kind() {
         ErrorKind::NotFound if !app.dir.is_dir() => SpawnError::NoDirectory {
             app: app_name,

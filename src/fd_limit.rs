@@ -55,6 +55,33 @@ pub fn current() -> Result<Limit, LimitError> {
     })
 }
 
+/// The limit of process `pid`, from `/proc/PID/limits` (another wharf,
+/// for `wharf doctor`).
+pub fn of_process(pid: u32) -> Result<Limit, LimitError> {
+    let path = format!("/proc/{pid}/limits");
+    let text = std::fs::read_to_string(&path).map_err(LimitError::Read)?;
+    parse_limits(&text).ok_or_else(|| {
+        LimitError::Read(std::io::Error::other(format!(
+            "no \"Max open files\" line in {path}"
+        )))
+    })
+}
+
+/// The "Max open files" line of a `/proc/PID/limits` text; "unlimited"
+/// reads as `u64::MAX`.
+fn parse_limits(text: &str) -> Option<Limit> {
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    let mut fields = line["Max open files".len()..].split_whitespace();
+    let mut number = || match fields.next()? {
+        "unlimited" => Some(u64::MAX),
+        n => n.parse().ok(),
+    };
+    Some(Limit {
+        soft: number()?,
+        hard: number()?,
+    })
+}
+
 /// Raises the soft limit to the hard one and remembers the limit wharf
 /// was started with (for [`started_with`]). Returns the limit before and
 /// after.
@@ -109,6 +136,26 @@ pub fn low_limit_advice(hard: u64) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_open_files_line_of_proc_limits_is_read() {
+        let text = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                    Max cpu time              unlimited            unlimited            seconds   \n\
+                    Max open files            1024                 524288               files     \n";
+        assert_eq!(
+            parse_limits(text),
+            Some(Limit {
+                soft: 1024,
+                hard: 524_288
+            })
+        );
+        let unlimited =
+            "Max open files            unlimited            unlimited            files\n";
+        assert_eq!(parse_limits(unlimited).map(|l| l.hard), Some(u64::MAX));
+        assert_eq!(parse_limits("Max processes 10 10 processes\n"), None);
+        let own = of_process(std::process::id()).expect("this process' limits");
+        assert_eq!(own, current().expect("current"));
+    }
 
     #[test]
     fn a_low_hard_limit_is_explained_with_the_connections_it_allows() {

@@ -189,6 +189,31 @@ async fn ports_of_the_wharf_serving_this_config_are_reported_as_served() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_file_limit_is_read_from_the_running_wharf() {
+    let ports = free_ports(2);
+    let text = format!(
+        "[server]\nlisten = [\"127.0.0.1:{}\"]\nadmin = \"127.0.0.1:{}\"\n\n[log]\naccess = \"off\"\n",
+        ports,
+        ports + 1
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wharf = Wharf::start_with_config_under_ulimit(dir, &text, "-n 1024");
+    let report = doctor(&wharf.config_path).await;
+    let pid = wharf.pid();
+    let warned = report.line(
+        "warn",
+        &[
+            &format!("open files of wharf (pid {pid})"),
+            "at most 1024 files",
+            "LimitNOFILE=65536",
+        ],
+    );
+    assert!(warned.is_some(), "{}", report.stdout);
+    // A warning, not a failure: wharf works, with fewer connections.
+    assert_eq!(report.code, 0, "{}", report.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_with_nothing_listening_fails_and_a_failing_health_path_warns() {
     let dead = dead_addr();
     let backend = echo().await;

@@ -166,7 +166,7 @@ pub async fn examine(config: &Config, running: Option<&Running>) -> Report {
     report
         .findings
         .extend(tls::check(config, SystemTime::now()));
-    report.push(open_files::check());
+    report.push(open_files::check(running));
     report
 }
 

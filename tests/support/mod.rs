@@ -408,10 +408,32 @@ impl Wharf {
     /// The text must set `admin`; `addr` is the first plain-HTTP listener.
     pub fn start_with_config(dir: tempfile::TempDir, text: &str) -> Wharf {
         let config_path = dir.path().join("wharf.toml");
+        let mut command = Command::new(WHARF);
+        command.args(["run", "-c"]).arg(&config_path);
+        Wharf::start_config_command(dir, text, command)
+    }
+
+    /// Like `start_with_config`, with wharf started by a shell after
+    /// `ulimit {limit}` (e.g. `-n 1024`).
+    pub fn start_with_config_under_ulimit(
+        dir: tempfile::TempDir,
+        text: &str,
+        limit: &str,
+    ) -> Wharf {
+        let config_path = dir.path().join("wharf.toml");
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit {limit} && exec \"$0\" run -c \"$1\""))
+            .arg(WHARF)
+            .arg(&config_path);
+        Wharf::start_config_command(dir, text, command)
+    }
+
+    fn start_config_command(dir: tempfile::TempDir, text: &str, mut command: Command) -> Wharf {
+        let config_path = dir.path().join("wharf.toml");
         std::fs::write(&config_path, text).expect("write config");
-        let mut child = Command::new(WHARF)
-            .args(["run", "-c"])
-            .arg(&config_path)
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -7,28 +7,33 @@
 //! swapped in, atomically, and in-flight requests keep the snapshot they
 //! started with. `shutdown` stops accepting and waits for open connections
 //! up to `shutdown_timeout`.
+//! Reloading is in `reload.rs`; shutdown and the connection count it
+//! waits on are in `shutdown.rs`.
 
 pub(crate) mod conn;
 pub mod holder;
 pub mod listener;
+mod reload;
+mod shutdown;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::sync::{watch, Notify};
 
 use crate::balance::state::Registry;
 use crate::config::{self, Config, ConfigErrors};
-use crate::observe::{admin, logging};
+use crate::observe::admin;
 use crate::proxy::client::ClientCache;
 use crate::snapshot::{BuildError, Snapshot};
 use crate::supervise::{DeployError, InstanceInfo, Supervisor};
 use crate::tls;
+
+pub use shutdown::{ConnectionGuard, Connections};
 
 /// Where the configuration comes from, so a reload can read it again.
 #[derive(Debug, Clone)]
@@ -75,46 +80,6 @@ pub enum Error {
     Tls(#[from] tls::TlsError),
     #[error("{0}")]
     Apps(#[from] DeployError),
-}
-
-/// Counts open client connections so shutdown can wait for them.
-#[derive(Default)]
-pub struct Connections {
-    open: AtomicUsize,
-    all_closed: Notify,
-}
-
-/// One open connection, counted until dropped. It owns its handle, so a
-/// connection's future holds it without borrowing the server.
-pub struct ConnectionGuard(Arc<Connections>);
-
-impl Connections {
-    fn enter(self: &Arc<Self>) -> ConnectionGuard {
-        self.open.fetch_add(1, Ordering::AcqRel);
-        ConnectionGuard(self.clone())
-    }
-
-    pub fn open(&self) -> usize {
-        self.open.load(Ordering::Acquire)
-    }
-
-    async fn wait_closed(&self) {
-        loop {
-            let notified = self.all_closed.notified();
-            if self.open() == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        if self.0.open.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.all_closed.notify_waiters();
-        }
-    }
 }
 
 /// The running wharf.
@@ -265,130 +230,6 @@ impl Server {
         self.ready.load(Ordering::Acquire) && !*self.shutdown.borrow()
     }
 
-    /// Reopens the access log file by its path (SIGUSR1, and every
-    /// reload), so a log rotated away is replaced by a new file. The
-    /// outcome is logged; a failure leaves the old file in use.
-    pub fn reopen_logs(&self) {
-        match self.snapshot().access.reopen() {
-            Ok(Some(path)) => tracing::info!(path = %path.display(), "access log reopened"),
-            Ok(None) => {}
-            Err(error) => tracing::error!(error = %error, "access log not reopened"),
-        }
-    }
-
-    /// Reads the config again and swaps it in if it is entirely good.
-    /// The access log file is reopened first, whatever becomes of the
-    /// new config (logrotate's `kill -HUP` must not depend on it).
-    pub async fn reload(self: &Arc<Self>) -> Result<(), Error> {
-        let _one_at_a_time = self.reloading.lock().await;
-        self.reopen_logs();
-        let result = self.try_reload();
-        crate::observe::metrics::global().reloaded(result.is_ok());
-        match &result {
-            Ok(()) => tracing::info!(source = %self.source_name(), "config reloaded"),
-            Err(error) => tracing::error!(
-                source = %self.source_name(),
-                error = %error,
-                "config reload rejected; the previous config keeps serving"
-            ),
-        }
-        result
-    }
-
-    fn try_reload(self: &Arc<Self>) -> Result<(), Error> {
-        let config = self.source.load()?;
-        let old = self.snapshot();
-        if config.server.admin != old.config.server.admin {
-            tracing::warn!("server.admin changed; the admin API moves only on restart");
-        }
-        self.supervisor.start_new(&config)?;
-        let snapshot = Snapshot::build(
-            config,
-            &self.clients,
-            &self.registry,
-            &self.supervisor,
-            Some(&old),
-        )?;
-        let wanted = snapshot.config.server.listen.clone();
-        let mut listeners = lock(&self.listeners);
-        // Bind new addresses before anything changes, so a taken port
-        // rejects the whole reload.
-        let mut added = Vec::new();
-        for addr in wanted.iter().filter(|a| !listeners.contains_key(a)) {
-            added.push((*addr, listener::bind(*addr)?));
-        }
-        let https_wanted = snapshot.config.server.https.clone();
-        let mut added_https = Vec::new();
-        for addr in https_wanted.iter() {
-            if !listeners.get(addr).is_some_and(|h| h.https) {
-                added_https.push((*addr, listener::bind(*addr)?));
-            }
-        }
-        let first_https = https_wanted
-            .first()
-            .and_then(|addr| match listeners.get(addr) {
-                Some(handle) if handle.https => Some(handle.local.port()),
-                _ => added_https
-                    .iter()
-                    .find(|(a, _)| a == addr)
-                    .and_then(|(_, tcp)| tcp.local_addr().ok())
-                    .map(|a| a.port()),
-            });
-        self.tls.apply(&snapshot.config, first_https)?;
-        logging::set_level(&snapshot.config.log.level);
-        let snapshot = Arc::new(snapshot);
-        self.current.store(snapshot.clone());
-        old.retire();
-        snapshot.activate(&self.registry);
-        listeners.retain(|addr, handle| match handle.https {
-            true => https_wanted.contains(addr),
-            false => wanted.contains(addr),
-        });
-        for (addr, tcp) in added {
-            listeners.insert(addr, listener::spawn(tcp, self.clone()));
-        }
-        for (addr, tcp) in added_https {
-            listeners.insert(addr, listener::spawn_https(tcp, self.clone()));
-        }
-        self.supervisor.apply_changes(&snapshot.config);
-        Ok(())
-    }
-
-    /// Rebuilds the snapshot from the current config whenever app
-    /// instances come or go, so upstream pools follow them.
-    fn follow_instances(self: &Arc<Self>) {
-        let server = Arc::downgrade(self);
-        let supervisor = self.supervisor.clone();
-        tokio::spawn(async move {
-            loop {
-                supervisor.changed.notified().await;
-                let Some(server) = server.upgrade() else {
-                    return;
-                };
-                let _one_at_a_time = server.reloading.lock().await;
-                let old = server.snapshot();
-                let config = (*old.config).clone();
-                match Snapshot::build(
-                    config,
-                    &server.clients,
-                    &server.registry,
-                    &server.supervisor,
-                    Some(&old),
-                ) {
-                    Ok(snapshot) => {
-                        let snapshot = Arc::new(snapshot);
-                        server.current.store(snapshot.clone());
-                        old.retire();
-                        snapshot.activate(&server.registry);
-                    }
-                    Err(error) => {
-                        tracing::error!(error = %error, "cannot rebuild routes after an instance change")
-                    }
-                }
-            }
-        });
-    }
-
     /// Rolling deploy of one app (see `supervise::deploy`).
     pub async fn deploy(&self, app: &str) -> Result<(), DeployError> {
         self.supervisor.deploy(app).await
@@ -402,53 +243,6 @@ impl Server {
     /// How resource limits are enforced for apps.
     pub fn limits(&self) -> &crate::supervise::limits::Backend {
         self.supervisor.limits()
-    }
-
-    fn source_name(&self) -> String {
-        match &self.source {
-            Source::File(path) => path.display().to_string(),
-            Source::Embedded { name, .. } => name.clone(),
-        }
-    }
-
-    /// A receiver that changes when shutdown begins.
-    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
-        self.shutdown.subscribe()
-    }
-
-    /// Whether shutdown has begun.
-    pub fn closing(&self) -> bool {
-        *self.shutdown.borrow()
-    }
-
-    /// Completes when shutdown begins after this was called; check
-    /// [`Server::closing`] once it exists, for a shutdown that began before.
-    pub fn closing_notified(&self) -> tokio::sync::futures::Notified<'_> {
-        self.closing.notified()
-    }
-
-    /// Stops accepting, asks every connection to finish, and waits up to
-    /// `shutdown_timeout`. Returns the number of connections cut off.
-    pub async fn shutdown(&self) -> usize {
-        let timeout: Duration = self.snapshot().config.server.shutdown_timeout;
-        self.shutdown.send_replace(true);
-        self.closing.notify_waiters();
-        lock(&self.listeners).clear();
-        tracing::info!(open_connections = self.connections.open(), timeout = ?timeout, "shutting down");
-        let mut left = 0;
-        if tokio::time::timeout(timeout, self.connections.wait_closed())
-            .await
-            .is_err()
-        {
-            left = self.connections.open();
-            tracing::warn!(
-                open_connections = left,
-                "shutdown timeout reached; closing the rest"
-            );
-        }
-        // Apps stop last: in-flight requests to them have finished above.
-        self.supervisor.stop_all().await;
-        left
     }
 }
 

@@ -57,13 +57,30 @@ pub fn preflight(name: &str, app: &App) -> Result<PathBuf, SpawnError> {
     };
     if let Some(line) = head.strip_prefix(b"#!") {
         let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
-        let interpreter = String::from_utf8_lossy(line);
-        let interpreter = interpreter.split_whitespace().next().unwrap_or_default();
+        let line = String::from_utf8_lossy(line);
+        let mut words = line.split_whitespace();
+        let interpreter = words.next().unwrap_or_default();
         if interpreter.is_empty() || !app.dir.join(interpreter).is_file() {
             return Err(SpawnError::NoInterpreter {
                 app: app_name,
                 path,
             });
+        }
+        // `#!/usr/bin/env node`: env looks `node` up in the app's PATH and
+        // the instance exits 127 at once when it is not there.
+        if Path::new(interpreter).file_name() == Some("env".as_ref()) {
+            let wanted = words.find(|word| !word.starts_with('-'));
+            if let Some(wanted) = wanted.filter(|w| !w.contains('=')) {
+                let Lookup { found, search, .. } = lookup(app, wanted);
+                if found.is_none() {
+                    return Err(SpawnError::NoEnvInterpreter {
+                        app: app_name,
+                        path,
+                        interpreter: wanted.to_string(),
+                        search,
+                    });
+                }
+            }
         }
     }
     // Anything else is left to the kernel (and to execvp, which runs a
@@ -142,6 +159,17 @@ mod tests {
             Err(SpawnError::NoInterpreter { .. })
         ));
         assert_eq!(check("./script").expect("runs"), dir.join("./script"));
+        write(dir, "node-app", "#!/usr/bin/env no-such-node-here\n", 0o755);
+        match check("./node-app") {
+            Err(error @ SpawnError::NoEnvInterpreter { .. }) => {
+                let said = error.to_string();
+                assert!(said.contains("no-such-node-here"), "{said}");
+                assert!(said.contains("not found in PATH"), "{said}");
+            }
+            other => panic!("an env interpreter missing from PATH: {other:?}"),
+        }
+        write(dir, "env-sh", "#!/usr/bin/env -S sh -e\nexec true\n", 0o755);
+        assert!(check("./env-sh").is_ok());
         assert!(check("sh").expect("in PATH").is_absolute());
 
         let mut gone = app(dir, "sh");

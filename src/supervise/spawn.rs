@@ -36,6 +36,13 @@ pub enum SpawnError {
     NoProgram { app: String, path: PathBuf },
     #[error("program {} of app {app} exists, but the interpreter its #! line names does not; install it or fix the #! line", path.display())]
     NoInterpreter { app: String, path: PathBuf },
+    #[error("program {} of app {app} starts with #!/usr/bin/env {interpreter}, and {interpreter} was not found in PATH ({search}); install it, or set PATH in app.{app}.env", path.display())]
+    NoEnvInterpreter {
+        app: String,
+        path: PathBuf,
+        interpreter: String,
+        search: String,
+    },
     #[error("program {} of app {app} is not executable (permission denied); make it executable (chmod +x) and let wharf's user enter every directory on its path", path.display())]
     NotExecutable { app: String, path: PathBuf },
     #[error("program {} of app {app} is neither a binary nor a script starting with #!; add the #! line, or run it through its interpreter (command = [\"sh\", \"{}\"])", path.display(), path.display())]

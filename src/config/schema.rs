@@ -7,6 +7,14 @@
 //! immutable routing tables the request path reads. Later features add
 //! sections (`[tls]`, `[app.*]`) and keys here; every default lives in
 //! `defaults` below and is written down in docs/config.md.
+//!
+//! The sections with most keys have a file each under `schema/`:
+//! `[upstream.NAME]` (upstream.rs), `[tls]` (tls.rs) and `[app.NAME]`
+//! (app.rs); their types are re-exported here.
+
+mod app;
+mod tls;
+mod upstream;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,6 +23,10 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::Serialize;
+
+pub use app::{App, AppLog, Restart};
+pub use tls::{Challenge, Tls, TlsMode};
+pub use upstream::{Balance, Breaker, HealthCheck, Passive, StatusRange, Upstream, UpstreamServer};
 
 /// Every default in one place; docs/config.md repeats these values.
 pub mod defaults {
@@ -203,128 +215,6 @@ pub struct Cors {
     pub max_age: Option<Duration>,
 }
 
-/// `[upstream.NAME]`: a pool of backend servers.
-#[derive(Debug, Clone, Serialize)]
-pub struct Upstream {
-    /// `app = "NAME"`: the pool is that app's live instances (then `servers` is empty).
-    pub app: Option<String>,
-    pub balance: Balance,
-    pub servers: Vec<UpstreamServer>,
-    #[serde(with = "humantime_serde_compat")]
-    pub connect_timeout: Duration,
-    #[serde(with = "humantime_serde_compat")]
-    pub response_timeout: Duration,
-    /// Extra attempts on another server (0 = none).
-    pub retries: u32,
-    /// First retry delay; doubles each retry, with jitter, up to `retry_backoff_max`.
-    #[serde(with = "humantime_serde_compat")]
-    pub retry_backoff: Duration,
-    #[serde(with = "humantime_serde_compat")]
-    pub retry_backoff_max: Duration,
-    /// Retries may add at most this fraction to the request rate.
-    pub retry_budget: f64,
-    /// Active health checks; `None` when `[upstream.NAME.health]` is absent.
-    pub health: Option<HealthCheck>,
-    /// Passive outlier ejection; `None` when disabled (`max_fails = 0`).
-    pub passive: Option<Passive>,
-    /// Circuit breaker; `None` when `[upstream.NAME.breaker]` is absent.
-    pub breaker: Option<Breaker>,
-}
-
-/// `balance = "..."`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Balance {
-    RoundRobin,
-    LeastConn,
-    IpHash,
-    P2c,
-    Random,
-}
-
-/// One backend server. A struct, not a bare address, because weights,
-/// backup flags and health state attach here.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct UpstreamServer {
-    pub addr: SocketAddr,
-    /// Relative share of traffic, 1..=1000.
-    pub weight: u32,
-    /// Used only when no primary server is available.
-    pub backup: bool,
-}
-
-/// `[upstream.NAME.health]`: active checks.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HealthCheck {
-    /// Path requested, starting with `/`.
-    pub path: String,
-    #[serde(with = "humantime_serde_compat")]
-    pub interval: Duration,
-    #[serde(with = "humantime_serde_compat")]
-    pub timeout: Duration,
-    /// Consecutive failures before a server is taken out.
-    pub fails: u32,
-    /// Consecutive successes before it is let back in.
-    pub passes: u32,
-    /// Accepted statuses, inclusive range: "2xx" = 200..=299, "200" = 200..=200, "200-399".
-    pub expect: StatusRange,
-}
-
-/// An inclusive range of HTTP statuses, written "2xx", "204" or "200-399".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StatusRange {
-    pub low: u16,
-    pub high: u16,
-}
-
-impl StatusRange {
-    pub fn contains(&self, status: u16) -> bool {
-        (self.low..=self.high).contains(&status)
-    }
-}
-
-/// As the file writes it: "2xx", "204" or "200-399".
-impl std::fmt::Display for StatusRange {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.low.is_multiple_of(100) && self.high == self.low + 99 {
-            write!(f, "{}xx", self.low / 100)
-        } else if self.low == self.high {
-            write!(f, "{}", self.low)
-        } else {
-            write!(f, "{}-{}", self.low, self.high)
-        }
-    }
-}
-
-impl Serialize for StatusRange {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-/// `[upstream.NAME.passive]`: outlier ejection from real traffic.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Passive {
-    /// Connection errors, timeouts and 5xx answers within `window` that eject a server.
-    pub max_fails: u32,
-    #[serde(with = "humantime_serde_compat")]
-    pub window: Duration,
-    #[serde(with = "humantime_serde_compat")]
-    pub eject_for: Duration,
-    /// Never eject more than this share of the pool's servers at once (0..=100).
-    pub max_ejected_percent: u32,
-}
-
-/// `[upstream.NAME.breaker]`: circuit breaker.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Breaker {
-    /// Consecutive failures that open the breaker.
-    pub failures: u32,
-    /// How long it stays open before one trial request decides.
-    #[serde(with = "humantime_serde_compat")]
-    pub open_for: Duration,
-}
-
 /// Serialises durations the way the file writes them (`"30s"`).
 mod humantime_serde_compat {
     use serde::Serializer;
@@ -348,108 +238,4 @@ mod humantime_serde_compat {
             }
         }
     }
-}
-
-/// `[tls]`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Tls {
-    pub mode: TlsMode,
-    pub email: Option<String>,
-    /// ACME directory URL.
-    pub directory: String,
-    /// Extra root certificate to trust when talking to the ACME server.
-    pub directory_ca: Option<PathBuf>,
-    pub challenge: Challenge,
-    /// Renew when less than this remains; `None` = a third of the lifetime.
-    #[serde(with = "humantime_serde_compat::option")]
-    pub renew_before: Option<Duration>,
-    /// Account key, certificates and the local CA.
-    pub storage: PathBuf,
-    /// `mode = "files"`.
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
-    pub redirect_http: bool,
-    pub hsts: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TlsMode {
-    Acme,
-    Internal,
-    Files,
-    Off,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Challenge {
-    #[serde(rename = "http-01")]
-    Http01,
-    #[serde(rename = "tls-alpn-01")]
-    TlsAlpn01,
-}
-
-impl Default for Tls {
-    fn default() -> Tls {
-        Tls {
-            mode: TlsMode::Off,
-            email: None,
-            directory: defaults::ACME_DIRECTORY.to_string(),
-            directory_ca: None,
-            challenge: Challenge::Http01,
-            renew_before: None,
-            storage: PathBuf::from(defaults::TLS_STORAGE),
-            cert: None,
-            key: None,
-            redirect_http: true,
-            hsts: None,
-        }
-    }
-}
-
-/// `[app.NAME]`: a supervised application with N instances.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct App {
-    /// argv; no shell.
-    pub command: Vec<String>,
-    /// Working directory (absolute; relative paths resolve against the config file).
-    pub dir: PathBuf,
-    pub instances: u32,
-    /// Instance i listens on 127.0.0.1:(port + i) and gets PORT=port+i.
-    pub port: u16,
-    pub env: BTreeMap<String, String>,
-    pub restart: Restart,
-    #[serde(with = "humantime_serde_compat")]
-    pub backoff: Duration,
-    #[serde(with = "humantime_serde_compat")]
-    pub max_backoff: Duration,
-    /// Signal number sent to stop an instance (written as a name, e.g. "TERM").
-    pub stop_signal: String,
-    #[serde(with = "humantime_serde_compat")]
-    pub stop_timeout: Duration,
-    pub memory_limit: Option<u64>,
-    pub cpu_limit: Option<f64>,
-    pub open_files: Option<u64>,
-    pub log: AppLog,
-    /// How long a new instance may take to pass its health check during a deploy.
-    #[serde(with = "humantime_serde_compat")]
-    pub start_timeout: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Restart {
-    Always,
-    OnFailure,
-    Never,
-}
-
-/// Where an app's output goes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AppLog {
-    Stdout,
-    Off,
-    /// A file, rotated by size.
-    File(PathBuf),
 }

@@ -270,7 +270,7 @@ async fn lifecycle(instance: Arc<Instance>, context: Arc<Context>) {
         let success = status.as_ref().is_ok_and(|s| s.success());
         let reason = match &status {
             Ok(s) => match (s.code(), s.signal()) {
-                (Some(code), _) => format!("exit code {code}"),
+                (Some(code), _) => format!("exit code {code}{}", spawn::exit_hint(code)),
                 (None, Some(signal)) => format!("killed by {}", spawn::signal_name(signal)),
                 _ => "unknown".to_string(),
             },

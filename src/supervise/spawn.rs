@@ -257,3 +257,13 @@ pub fn signal_name(signal: i32) -> String {
         other => format!("signal {other}"),
     }
 }
+
+/// What the shell's and `env`'s exit codes for a command they could not
+/// run mean, so a crash loop says what to fix.
+pub fn exit_hint(code: i32) -> &'static str {
+    match code {
+        127 => " (a command it runs was not found: a program it starts, or the interpreter a script's #! line names, is not installed or not in PATH; `wharf doctor` checks the app's own program)",
+        126 => " (a command it runs was found but could not be executed: check its permissions)",
+        _ => "",
+    }
+}

@@ -106,3 +106,22 @@ async fn a_memory_limit_kill_is_reported_as_such() {
         wharf.logs.lock().expect("logs")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_that_is_not_found_is_named_as_such_when_it_exits() {
+    let port = free_ports(2);
+    let app = format!(
+        "[app.web]\ncommand = [\"sh\", \"-c\", \"exec no-such-server-for-wharf\"]\nport = {port}\nbackoff = \"5s\"\n"
+    );
+    let wharf = Wharf::start("", &app_site(&app, ""));
+    let exited = eventually(Duration::from_secs(10), || {
+        !events(&wharf, "instance exited").is_empty()
+    })
+    .await;
+    assert!(exited, "{:?}", wharf.logs());
+    let events = events(&wharf, "instance exited");
+    let reason = events[0]["reason"].as_str().unwrap_or_default().to_string();
+    assert!(reason.starts_with("exit code 127 ("), "{reason}");
+    assert!(reason.contains("not found"), "{reason}");
+    assert!(reason.contains("wharf doctor"), "{reason}");
+}

@@ -15,5 +15,6 @@ mod support;
 
 mod acme;
 mod client;
+mod handshake;
 mod local;
 mod pebble;

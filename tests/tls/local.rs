@@ -63,13 +63,12 @@ async fn internal_mode_certificates_verify_against_the_local_ca() {
         site(&["other.internal.test"], "other")
     );
     let (wharf, storage, _, https, ca) = internal_wharf(&sites, "");
-    // `wharf run` says where the CA is, so users can trust it.
+    // `wharf run` says where the CA is, so users can trust it (in the
+    // summary it prints once every listener is up).
     let ca_path = storage.path().join("internal/ca.pem");
-    assert!(
-        wharf.logs_contain(&format!("signed by the local CA {}", ca_path.display())),
-        "{:?}",
-        wharf.logs.lock().expect("logs")
-    );
+    let said = format!("signed by the local CA {}", ca_path.display());
+    let told = support::eventually(Duration::from_secs(10), || wharf.logs_contain(&said)).await;
+    assert!(told, "{:?}", wharf.logs());
     for (host, body) in [
         ("app.internal.test", "internal"),
         ("x.apps.internal.test", "internal"),

@@ -1,6 +1,6 @@
-//! `wharf doctor` on where requests go: upstream servers that do not
-//! answer or fail their health path, and apps whose program is missing or
-//! whose port another process holds.
+//! `wharf doctor` on where requests go: upstream servers that refuse a
+//! connection, do not accept one in time, or fail their health path, and
+//! apps whose program is missing or whose port another process holds.
 
 use std::net::TcpListener;
 
@@ -36,6 +36,38 @@ async fn an_upstream_with_nothing_listening_fails_and_a_failing_health_path_warn
         .unwrap_or_else(|| panic!("{}", report.stdout));
     assert!(line.contains("answered 404, not 2xx"), "{line}");
     assert!(line.contains("would be marked down"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_does_not_accept_within_connect_timeout_fails_naming_the_timeout() {
+    let silent = unanswered().await;
+    let addr = silent.addr;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let body = format!(
+        "[[site]]\n  [[site.route]]\n  path = \"/\"\n  upstream = \"slow\"\n\n\
+         [upstream.slow]\nservers = [\"{addr}\"]\nconnect_timeout = \"300ms\"\n"
+    );
+    let config = write_config(dir.path(), &free_listen(), &body);
+    let report = doctor(&config).await;
+    assert_eq!(report.code, 1, "{}", report.stdout);
+    let line = report
+        .line("FAIL", &[&format!("upstream.slow server {addr}")])
+        .unwrap_or_else(|| panic!("{}", report.stdout));
+    assert!(
+        line.contains(
+            "no connection within 300ms (connect_timeout): \
+             a firewall drops the packets, or the address is wrong"
+        ),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!(
+            "check upstream.slow.servers and the firewall between wharf and {addr}"
+        )),
+        "{line}"
+    );
+    assert_eq!(report.lines("FAIL").len(), 1, "{}", report.stdout);
+    drop(silent);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,6 +21,7 @@ use support::*;
 struct Doctor {
     code: i32,
     stdout: String,
+    stderr: String,
 }
 
 impl Doctor {
@@ -41,7 +42,21 @@ impl Doctor {
 }
 
 async fn doctor(config: &Path) -> Doctor {
-    let run = tokio::process::Command::new(WHARF)
+    doctor_through(&[], config).await
+}
+
+/// `wharf doctor -c config` started by `wrapper`, a command that runs the
+/// rest of its arguments (as another user, say); with none, directly.
+async fn doctor_through(wrapper: &[&str], config: &Path) -> Doctor {
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = tokio::process::Command::new(program);
+            command.args(args).arg(WHARF);
+            command
+        }
+        None => tokio::process::Command::new(WHARF),
+    };
+    let run = command
         .arg("doctor")
         .arg("-c")
         .arg(config)
@@ -55,6 +70,7 @@ async fn doctor(config: &Path) -> Doctor {
     Doctor {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Backends and addresses for wharf to proxy to: the echo backend in this
-//! process or in its own, blocks of free ports, and an address where
-//! nothing listens.
+//! process or in its own, blocks of free ports, an address where nothing
+//! listens, and one where a connect never completes.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -58,6 +58,50 @@ pub fn dead_addr() -> SocketAddr {
         assert_eq!(named, 0, "getsockname: {}", std::io::Error::last_os_error());
         SocketAddr::from(([127, 0, 0, 1], u16::from_be(addr.sin_port)))
     }
+}
+
+/// An address on loopback where a connect hangs as it does behind a
+/// firewall that drops packets: a listener with a backlog of 0 that never
+/// accepts, whose accept queue is filled by connections held here. The
+/// kernel then drops every further SYN (with or without
+/// `net.ipv4.tcp_abort_on_overflow`, which only concerns the last ACK of a
+/// handshake), so the connect waits for SYN retransmits that are dropped
+/// too. Holds the port for as long as it lives.
+pub struct Unanswered {
+    pub addr: SocketAddr,
+    _listener: tokio::net::TcpListener,
+    _held: Vec<tokio::net::TcpStream>,
+}
+
+/// Opens an [`Unanswered`] address, and proves it: connects until one
+/// gets no answer within half a second (a dropped SYN is sent again only
+/// after a second). Must run inside a tokio runtime.
+pub async fn unanswered() -> Unanswered {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind");
+    let listener = socket.listen(0).expect("listen");
+    let addr = listener.local_addr().expect("addr");
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        let connect = tokio::net::TcpStream::connect(addr);
+        match tokio::time::timeout(std::time::Duration::from_millis(500), connect).await {
+            Ok(Ok(stream)) => held.push(stream),
+            Ok(Err(error)) => panic!("connect to {addr} failed instead of hanging: {error}"),
+            Err(_) => {
+                return Unanswered {
+                    addr,
+                    _listener: listener,
+                    _held: held,
+                }
+            }
+        }
+    }
+    panic!(
+        "{addr} accepted {} connections with a backlog of 0",
+        held.len()
+    );
 }
 
 /// A `wharf echo` backend in its own process, so a test can SIGKILL it.

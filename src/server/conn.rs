@@ -1,18 +1,19 @@
 //! One client connection: HTTP/1.1 or HTTP/2 (h2c prior knowledge, or ALPN
 //! after the TLS handshake on HTTPS listeners) served by hyper, with idle
-//! and shutdown handling, and the entry point of every request (`handle`).
+//! and shutdown handling, and the entry point of every request (`route`).
 //! What HTTPS adds per request (ACME challenges, the redirect, HSTS) lives
-//! in `tls::policy`; `route` only calls it.
+//! in `tls::policy`; `route` only calls it. How a connection knows it has
+//! gone idle is in `conn/idle.rs`.
 //!
 //! Each request loads the current snapshot once, so a reload never changes
 //! the rules under a request already in flight.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use http::{header, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -29,6 +30,10 @@ use crate::proxy::{headers, ClientInfo};
 use crate::response;
 use crate::snapshot::Snapshot;
 use crate::tls;
+
+mod idle;
+
+use idle::{idle, now_ms, Tracked};
 
 /// Serves one accepted connection until it closes, goes idle for
 /// `idle_timeout`, or the server shuts down (in-flight requests finish).
@@ -114,25 +119,6 @@ where
             }
         }
     }
-}
-
-/// Completes once nothing was read or written for `timeout`.
-async fn idle(activity: &AtomicU64, timeout: Duration) {
-    loop {
-        let last = activity.load(Ordering::Relaxed);
-        let idle_for = Duration::from_millis(now_ms().saturating_sub(last));
-        if idle_for >= timeout {
-            return;
-        }
-        tokio::time::sleep(timeout - idle_for).await;
-    }
-}
-
-/// Milliseconds since wharf started; a cheap clock for idle tracking.
-fn now_ms() -> u64 {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let epoch = EPOCH.get_or_init(Instant::now);
-    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// What is left of a request once [`route`] has done its synchronous part:
@@ -335,69 +321,5 @@ impl Transport for tokio_rustls::server::TlsStream<TcpStream> {
 
     fn poll_read_ready(&self, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
-    }
-}
-
-/// An IO stream that records when it last moved bytes.
-struct Tracked<S> {
-    inner: S,
-    activity: Arc<AtomicU64>,
-}
-
-impl<S> Tracked<S> {
-    fn touch(&self) {
-        self.activity.store(now_ms(), Ordering::Relaxed);
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if polled.is_ready() {
-            self.touch();
-        }
-        polled
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if polled.is_ready() {
-            self.touch();
-        }
-        polled
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if polled.is_ready() {
-            self.touch();
-        }
-        polled
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

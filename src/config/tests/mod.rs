@@ -1,5 +1,6 @@
 //! Loader tests: the full example, defaults, loading from disk, rendering.
-//! Error positions and rules are in `errors.rs`; upstream pools in `upstream.rs`.
+//! Error positions and rules are in `errors.rs`; upstream pools in `upstream.rs`;
+//! `[tls]` in `tls.rs`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use super::*;
 
 mod app;
 mod errors;
+mod tls;
 mod upstream;
 
 pub(super) const EXAMPLE: &str = r#"[server]

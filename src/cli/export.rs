@@ -1,4 +1,4 @@
-//! `wharf export grafana|prometheus|filebeat|systemd`: print a file for the tools
+//! `wharf export grafana|prometheus|filebeat|systemd|dockerfile|kubernetes`: print a file for the tools
 //! around wharf, made from the config (see src/export/).
 
 use std::path::{Path, PathBuf};
@@ -74,6 +74,52 @@ pub enum Target {
         #[arg(long)]
         binary: Option<PathBuf>,
     },
+    /// A Dockerfile: wharf, the config and the config's directory (the
+    /// app's binary, static files) in one image, checked while it builds,
+    /// with a health check, a volume for certificates, and time to drain.
+    ///
+    /// Example:
+    ///   cd /srv/my-app && wharf export dockerfile > Dockerfile
+    ///   cp "$(command -v wharf)" wharf && docker build -t my-app .
+    #[command(verbatim_doc_comment)]
+    Dockerfile {
+        /// Config file the image runs with; its directory is the build context.
+        #[arg(short, long, default_value = "wharf.toml")]
+        config: PathBuf,
+        /// Base image; its glibc must be at least as new as the one wharf
+        /// was built against.
+        #[arg(long, default_value = export::dockerfile::DEFAULT_BASE)]
+        base: String,
+    },
+    /// Kubernetes manifests that run the image of `wharf export dockerfile`:
+    /// a Deployment with wharf's readiness check and a drain on every
+    /// rollout, a Service, and a volume for certificates when wharf makes
+    /// them.
+    ///
+    /// Example:
+    ///   wharf export kubernetes --image registry.example.com/my-app:1.0 > my-app.yaml
+    ///   wharf export kubernetes -c /srv/my-app/wharf.toml --image my-app:1.0 --replicas 3
+    ///   kubectl apply -f my-app.yaml
+    #[command(verbatim_doc_comment)]
+    Kubernetes {
+        /// Config file the image runs with.
+        #[arg(short, long, default_value = "wharf.toml")]
+        config: PathBuf,
+        /// The image built from `wharf export dockerfile`.
+        #[arg(long)]
+        image: String,
+        /// Name of the Deployment and Service.
+        #[arg(long, default_value = "wharf")]
+        name: String,
+        #[arg(long)]
+        namespace: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        replicas: u32,
+        /// ClusterIP, NodePort or LoadBalancer [default: LoadBalancer when
+        /// the config has HTTPS listeners, else ClusterIP].
+        #[arg(long)]
+        service_type: Option<String>,
+    },
 }
 
 pub fn export(target: Target) -> anyhow::Result<ExitCode> {
@@ -108,6 +154,29 @@ pub fn export(target: Target) -> anyhow::Result<ExitCode> {
             user,
             binary,
         } => systemd(&config, user, binary),
+        Target::Dockerfile { config, base } => {
+            container_config(&config).and_then(|(file, loaded)| {
+                export::dockerfile::render(&loaded, &file, &export::dockerfile::Options { base })
+                    .map(warn)
+            })
+        }
+        Target::Kubernetes {
+            config,
+            image,
+            name,
+            namespace,
+            replicas,
+            service_type,
+        } => container_config(&config).and_then(|(file, loaded)| {
+            let options = export::kubernetes::Options {
+                image,
+                name,
+                namespace,
+                replicas,
+                service_type,
+            };
+            export::kubernetes::render(&loaded, &file, &options).map(warn)
+        }),
     };
     match text {
         Ok(text) => {
@@ -158,6 +227,26 @@ fn systemd(config: &Path, user: Option<String>, binary: Option<PathBuf>) -> Resu
         user,
     };
     export::systemd::render(&loaded, &options)
+}
+
+/// The config file an image runs with, absolute, and loaded.
+fn container_config(config: &Path) -> Result<(PathBuf, Config), String> {
+    let absolute = std::fs::canonicalize(config).map_err(|error| {
+        format!(
+            "cannot read the config {}: {error}; the image runs with a config file, give it with -c",
+            config.display()
+        )
+    })?;
+    let loaded = config::load(&absolute).map_err(|errors| errors.to_string())?;
+    Ok((absolute, loaded))
+}
+
+/// Prints the generator's warnings to stderr and passes its text on.
+fn warn((text, warnings): (String, Vec<String>)) -> String {
+    for warning in warnings {
+        eprintln!("wharf: warning: {warning}");
+    }
+    text
 }
 
 /// The config file, or the defaults when the default file does not exist.

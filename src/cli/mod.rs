@@ -120,6 +120,7 @@ pub enum Command {
     ///   wharf status                  # admin address (and token) from ./wharf.toml
     ///   wharf status --admin 127.0.0.1:9180 --json
     ///   WHARF_ADMIN_TOKEN=... wharf status -c /etc/wharf.toml
+    ///   wharf status --ready --admin 127.0.0.1:9180   # a container health check
     #[command(verbatim_doc_comment)]
     Status {
         /// Config file to read server.admin and admin_token from [default:
@@ -133,18 +134,26 @@ pub enum Command {
         #[arg(long, env = "WHARF_ADMIN_TOKEN", hide_env_values = true)]
         token: Option<String>,
         /// Print the raw JSON of GET /status.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "ready")]
         json: bool,
+        /// Only ask whether wharf is ready to serve (GET /readyz, which needs
+        /// no token): exit 0 when it is, 1 when it is not, is stopping, or
+        /// does not answer within 3 seconds. For Docker HEALTHCHECK and
+        /// Kubernetes probes.
+        #[arg(long)]
+        ready: bool,
     },
     /// Print a config for the tools around wharf: a Grafana dashboard, a
     /// Prometheus scrape config, a Filebeat config for the access log, a
-    /// systemd unit.
+    /// systemd unit, a Dockerfile, Kubernetes manifests.
     ///
     /// Example:
     ///   wharf export grafana > wharf-dashboard.json
     ///   wharf export prometheus > prometheus.yml
     ///   wharf export filebeat > filebeat.yml
     ///   wharf export systemd -c /etc/wharf/wharf.toml > /etc/systemd/system/wharf.service
+    ///   wharf export dockerfile > Dockerfile
+    ///   wharf export kubernetes --image my-app:1.0 > my-app.yaml
     #[command(verbatim_doc_comment)]
     Export {
         #[command(subcommand)]
@@ -178,8 +187,15 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Status {
             config,
             admin,
+            ready: true,
+            ..
+        } => status::ready(config.as_deref(), admin),
+        Command::Status {
+            config,
+            admin,
             token,
             json,
+            ready: false,
         } => status::status(config.as_deref(), admin, token, json),
         Command::Export { target } => export::export(target),
         Command::Deploy { app, config, admin } => deploy::deploy(config.as_deref(), admin, &app),

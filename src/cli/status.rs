@@ -1,6 +1,7 @@
 //! `wharf status`: what a running wharf is doing, as tables in the
 //! terminal (or its raw JSON with `--json`), from the admin API's
-//! `GET /status`.
+//! `GET /status`. With `--ready`, only whether it is ready to serve
+//! (`GET /readyz`), as an exit code for container health checks.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -47,6 +48,38 @@ pub fn status(
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     print!("{}", render(&status, color));
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long `--ready` waits for an answer: a health check that hangs
+/// tells the orchestrator nothing.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// `wharf status --ready`: exit 0 when the running wharf answers
+/// `GET /readyz` with 200, and 1 (with the reason on stderr) otherwise.
+pub fn ready(path: Option<&Path>, admin: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
+    let (admin, _) = admin_client::resolve(path, admin)?;
+    let runtime = super::runtime()?;
+    let asked = runtime.block_on(async {
+        tokio::time::timeout(
+            READY_TIMEOUT,
+            admin_client::call(admin, None, http::Method::GET, "/readyz"),
+        )
+        .await
+    });
+    let (code, answer) = match asked {
+        Ok(answer) => answer?,
+        Err(_) => anyhow::bail!(
+            "the admin API at {admin} did not answer within {}s",
+            READY_TIMEOUT.as_secs()
+        ),
+    };
+    if code.is_success() {
+        println!("ready");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let state = answer["status"].as_str().unwrap_or("no reason given");
+    eprintln!("wharf: not ready: the admin API at {admin} answered {code} ({state})");
+    Ok(ExitCode::FAILURE)
 }
 
 /// The whole report.

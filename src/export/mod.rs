@@ -8,8 +8,14 @@
 //! - `filebeat`: a filebeat.yml that ships the JSON access log (ECS fields)
 //!   to Elasticsearch.
 //! - `systemd`: a unit file that runs wharf as a service.
+//! - `dockerfile` and `kubernetes`: an image of wharf with its config and
+//!   the config's directory, and the manifests that run it on a cluster;
+//!   `container` reads what both need from the config.
 
+pub mod container;
+pub mod dockerfile;
 pub mod filebeat;
 pub mod grafana;
+pub mod kubernetes;
 pub mod prometheus;
 pub mod systemd;

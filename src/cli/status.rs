@@ -57,8 +57,16 @@ const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 /// `wharf status --ready`: exit 0 when the running wharf answers
 /// `GET /readyz` with 200, and 1 (with the reason on stderr) otherwise.
 pub fn ready(path: Option<&Path>, admin: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
-    let (admin, _) = admin_client::resolve(path, admin)?;
-    let runtime = super::runtime()?;
+    // With --admin the config is not read: a probe runs every few seconds,
+    // and /readyz needs no token.
+    let admin = match admin {
+        Some(addr) => addr,
+        None => admin_client::resolve(path, None)?.0,
+    };
+    // One thread: a probe on a 64-core node needs no 64 workers.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let asked = runtime.block_on(async {
         tokio::time::timeout(
             READY_TIMEOUT,

@@ -68,8 +68,9 @@ pub struct Needs {
     pub acme: bool,
     /// A listener on a port below 1024.
     pub low_ports: bool,
-    /// Programs apps run by name from PATH (`python3`, `node`): the image
-    /// must install them.
+    /// Programs apps run by name from PATH (`python3`, `node`) or by an
+    /// absolute path outside the context (`/usr/bin/node`): the image must
+    /// install them.
     pub programs: Vec<(String, String)>,
     pub outside: Vec<Outside>,
 }
@@ -156,15 +157,18 @@ pub fn needs(config: &Config, config_file: &Path) -> Result<Needs, String> {
             });
         }
         if let Some(program) = app.command.first() {
-            if program.contains('/') {
-                if let Some(path) = outside_of(&context, &app.dir.join(program)) {
-                    outside.push(Outside {
-                        key: format!("app.{name}.command"),
-                        path,
-                    });
-                }
-            } else {
+            let path = app.dir.join(program);
+            if !program.contains('/')
+                || (Path::new(program).is_absolute() && !path.starts_with(&context))
+            {
+                // From PATH, or a system program (/usr/bin/python3): the
+                // base image or its packages provide it, not the context.
                 programs.push((name.clone(), program.clone()));
+            } else if let Some(path) = outside_of(&context, &path) {
+                outside.push(Outside {
+                    key: format!("app.{name}.command"),
+                    path,
+                });
             }
         }
     }
@@ -303,13 +307,25 @@ mod tests {
              [[site]]\n[[site.route]]\npath = \"/a/\"\nstatic = \"public\"\n\
              [[site.route]]\npath = \"/b/\"\nstatic = \"../elsewhere\"\n\
              [app.web]\ncommand = [\"./server\"]\nport = 9000\n\
-             [app.py]\ncommand = [\"python3\", \"app.py\"]\nport = 9100\n",
+             [app.py]\ncommand = [\"python3\", \"app.py\"]\nport = 9100\n\
+             [app.node]\ncommand = [\"/usr/bin/node\", \"app.js\"]\nport = 9200\n\
+             [app.up]\ncommand = [\"../bin/up\"]\nport = 9300\n",
             &context,
         );
         let needs = needs(&config, &file).expect("needs");
         let keys: Vec<&str> = needs.outside.iter().map(|o| o.key.as_str()).collect();
-        assert_eq!(keys, ["site[0].route[1].static"], "{:?}", needs.outside);
-        assert_eq!(needs.programs, [("py".to_string(), "python3".to_string())]);
+        assert_eq!(
+            keys,
+            ["app.up.command", "site[0].route[1].static"],
+            "{:?}",
+            needs.outside
+        );
+        let programs: Vec<(&str, &str)> = needs
+            .programs
+            .iter()
+            .map(|(app, program)| (app.as_str(), program.as_str()))
+            .collect();
+        assert_eq!(programs, [("node", "/usr/bin/node"), ("py", "python3")]);
         assert!(needs.low_ports);
         assert_eq!(needs.ready_probe, None);
         assert_eq!(needs.stop, Duration::from_secs(30 + 10 + 5));

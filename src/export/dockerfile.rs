@@ -78,11 +78,11 @@ pub fn render(
     for (app, program) in &needs.programs {
         let _ = writeln!(
             out,
-            "# app.{app} runs `{program}` from PATH: add its package to the apt-get line\n\
-             # below, or build FROM an image that has it."
+            "# app.{app} runs `{program}`, which is not in the build context: add its\n\
+             # package to the apt-get line below, or build FROM an image that has it."
         );
         warnings.push(format!(
-            "app.{app} runs `{program}` from PATH: the image must install it (see the comment in the Dockerfile)"
+            "app.{app} runs `{program}`, which is not in the build context: the image must install it (see the comment in the Dockerfile)"
         ));
     }
     let mut packages = vec!["ca-certificates", "tini"];

@@ -1,6 +1,6 @@
 //! Loader tests: the full example, defaults, loading from disk, rendering.
 //! Error positions and rules are in `errors.rs`; upstream pools in `upstream.rs`;
-//! `[tls]` in `tls.rs`.
+//! `[tls]` in `tls.rs`; `[app.NAME]` in `app.rs`.
 
 use std::path::Path;
 use std::time::Duration;

@@ -438,3 +438,42 @@ async fn a_health_check_that_gets_no_answer_fails_within_its_timeout() {
         started.elapsed()
     );
 }
+
+#[test]
+fn without_an_admin_api_readiness_is_a_connect_and_port_80_keeps_its_capability() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = site(dir.path(), 80, 9180, "");
+    let text = std::fs::read_to_string(&config).expect("read");
+    std::fs::write(
+        &config,
+        text.replace("admin = \"127.0.0.1:9180\"", "admin = \"off\""),
+    )
+    .expect("write");
+    let config_arg = config.to_str().expect("utf-8");
+    let manifests = stdout(&export(&[
+        "kubernetes",
+        "-c",
+        config_arg,
+        "--image",
+        "my-app:1",
+    ]));
+    validate(&manifests, dir.path());
+    let documents = yaml_documents(&manifests, dir.path());
+    let container = &kind(&documents, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["readinessProbe"]["tcpSocket"]["port"], "http");
+    assert!(container["readinessProbe"]["exec"].is_null(), "{container}");
+    let security = &container["securityContext"];
+    assert_eq!(security["capabilities"]["add"][0], "NET_BIND_SERVICE");
+    // File capabilities work only where privilege escalation is allowed.
+    assert!(security["allowPrivilegeEscalation"].is_null(), "{security}");
+
+    let dockerfile = stdout(&export(&["dockerfile", "-c", config_arg]));
+    assert!(
+        !dockerfile.lines().any(|l| l.starts_with("HEALTHCHECK")),
+        "{dockerfile}"
+    );
+    assert!(
+        dockerfile.contains("server.admin is \"off\""),
+        "{dockerfile}"
+    );
+}

@@ -111,8 +111,11 @@ pub enum Target {
         /// Name of the Deployment and Service.
         #[arg(long, default_value = "wharf")]
         name: String,
+        /// Namespace of every resource [default: kubectl's current one].
         #[arg(long)]
         namespace: Option<String>,
+        /// Pods. A config that orders or makes its certificates (ACME,
+        /// local CA) runs as one.
         #[arg(long, default_value_t = 1)]
         replicas: u32,
         /// ClusterIP, NodePort or LoadBalancer [default: LoadBalancer when

@@ -120,9 +120,15 @@ pub fn render(
             container::BINARY
         );
     }
+    // A trailing slash: the directory's contents go into that directory.
+    let destination = if context == "/" {
+        context.clone()
+    } else {
+        format!("{context}/")
+    };
     let _ = writeln!(
         out,
-        "COPY [\".\", \"{context}/\"]\n\
+        "COPY [\".\", \"{destination}\"]\n\
          WORKDIR \"{context}\""
     );
     if config.secrets.is_empty() {
@@ -214,7 +220,10 @@ fn safe(path: &Path) -> Result<String, String> {
              move the config to a directory whose path has no {bad:?}"
         ));
     }
-    Ok(text.trim_end_matches('/').to_string())
+    match text.trim_end_matches('/') {
+        "" => Ok("/".to_string()),
+        trimmed => Ok(trimmed.to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -227,6 +236,7 @@ mod tests {
             safe(Path::new("/srv/my site/")).expect("spaces are fine"),
             "/srv/my site"
         );
+        assert_eq!(safe(Path::new("/")).expect("the root"), "/");
         for bad in [
             "/srv/$HOME",
             "/srv/a\"b",

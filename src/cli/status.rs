@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use serde_json::Value;
 
 use super::admin_client;
 use crate::observe::status::Status;
@@ -86,7 +87,18 @@ pub fn ready(path: Option<&Path>, admin: Option<SocketAddr>) -> anyhow::Result<E
         return Ok(ExitCode::SUCCESS);
     }
     let state = answer["status"].as_str().unwrap_or("no reason given");
-    eprintln!("wharf: not ready: the admin API at {admin} answered {code} ({state})");
+    let apps: Vec<&str> = answer["apps_not_serving"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let apps = if apps.is_empty() {
+        String::new()
+    } else {
+        format!("; no instance serving yet: {}", apps.join(", "))
+    };
+    eprintln!("wharf: not ready: the admin API at {admin} answered {code} ({state}{apps})");
     Ok(ExitCode::FAILURE)
 }
 

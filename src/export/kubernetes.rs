@@ -6,7 +6,7 @@
 //! - rolling updates never take a serving pod away before its successor
 //!   is ready (`maxUnavailable: 0`), and readiness is wharf's own
 //!   (`wharf status --ready`), so a pod gets traffic once its config is
-//!   loaded and its listeners are bound;
+//!   loaded, its listeners are bound and its apps answer;
 //! - a `preStop` pause lets the endpoints controller take the pod out of
 //!   the Service before wharf stops accepting, and the grace period covers
 //!   the drain and the apps' stop timeouts, so a deploy drops no request;
@@ -187,7 +187,8 @@ fn deployment(out: &mut String, config: &Config, needs: &Needs, options: &Option
                 .collect();
             let _ = writeln!(
                 out,
-                "          # Ready once the config is loaded and every listener is bound.\n          \
+                "          # Ready once the config is loaded, every listener is bound and every app\n          \
+                 # behind an upstream has an instance serving.\n          \
                  readinessProbe:\n            exec:\n              command: [{}]\n            \
                  periodSeconds: 5\n            timeoutSeconds: 5\n            failureThreshold: 2",
                 command.join(", ")

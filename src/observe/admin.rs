@@ -1,7 +1,8 @@
 //! The admin API (axum), on its own listener, loopback by default.
 //!
 //! Open to anyone who can connect: `GET /healthz` (alive), `GET /readyz`
-//! (config loaded, listeners bound) and `GET /` (the status page: static
+//! (config loaded, listeners bound, and every app an upstream proxies to
+//! has an instance serving) and `GET /` (the status page: static
 //! HTML and JavaScript, no data of its own). Everything else needs
 //! authorization: `GET /metrics` (Prometheus), `GET /status` (JSON),
 //! `POST /reload` (same as SIGHUP, but answers with the result) and
@@ -152,12 +153,19 @@ async fn healthz() -> Json<Value> {
 }
 
 async fn readyz(State(admin): State<Admin>) -> (StatusCode, Json<Value>) {
-    if admin.server.is_ready() {
+    if !admin.server.is_ready() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not ready" })),
+        );
+    }
+    let waiting = admin.server.apps_not_serving();
+    if waiting.is_empty() {
         (StatusCode::OK, Json(json!({ "status": "ready" })))
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not ready" })),
+            Json(json!({ "status": "not ready", "apps_not_serving": waiting })),
         )
     }
 }

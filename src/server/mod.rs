@@ -230,6 +230,24 @@ impl Server {
         self.ready.load(Ordering::Acquire) && !*self.shutdown.borrow()
     }
 
+    /// Apps that an upstream proxies to and that have no instance serving
+    /// yet (or any more): while there is one, requests routed to it would
+    /// get 502 or 503, so `/readyz` says not ready.
+    pub fn apps_not_serving(&self) -> Vec<String> {
+        let snapshot = self.snapshot();
+        let mut waiting: Vec<String> = snapshot
+            .config
+            .upstreams
+            .values()
+            .filter_map(|upstream| upstream.app.as_deref())
+            .filter(|app| !self.supervisor.serving(app))
+            .map(str::to_string)
+            .collect();
+        waiting.sort();
+        waiting.dedup();
+        waiting
+    }
+
     /// Rolling deploy of one app (see `supervise::deploy`).
     pub async fn deploy(&self, app: &str) -> Result<(), DeployError> {
         self.supervisor.deploy(app).await

@@ -94,6 +94,12 @@ impl Supervisor {
             .unwrap_or_default()
     }
 
+    /// Whether at least one instance of `app` is serving (started and
+    /// passing its readiness check).
+    pub fn serving(&self, app: &str) -> bool {
+        self.instances(app).iter().any(|i| i.is_serving())
+    }
+
     /// Every instance of every app, for the admin API and status page.
     pub fn info(&self) -> Vec<InstanceInfo> {
         lock(&self.apps)

@@ -133,3 +133,48 @@ async fn a_missing_or_unrunnable_program_is_named_with_the_fix_and_retried() {
         "{bare}"
     );
 }
+
+/// `wharf status --ready --admin ADDR`: its exit code and what it said.
+fn status_ready(admin: std::net::SocketAddr) -> (Option<i32>, String) {
+    let output = Command::new(WHARF)
+        .args(["status", "--ready", "--admin", &admin.to_string()])
+        .output()
+        .expect("run wharf status --ready");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code(), said)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_waits_for_an_app_behind_an_upstream_to_serve() {
+    // An app that takes two seconds to listen: a load balancer (or a
+    // Kubernetes rollout) must not send traffic to this wharf before then.
+    let port = free_ports(2);
+    let app = format!(
+        "[app.web]\ncommand = [\"sh\", \"-c\", \"sleep 2; exec {WHARF} echo\"]\n\
+         port = {port}\nbackoff = \"300ms\"\nstop_timeout = \"2s\"\n"
+    );
+    let wharf = Wharf::start("", &app_site(&app, ""));
+    let url = format!("http://{}/readyz", wharf.admin);
+    let early = get(&url, &[]).await;
+    assert_eq!(early.status, 503, "{}", early.text());
+    assert_eq!(
+        early.json()["apps_not_serving"][0],
+        "web",
+        "{}",
+        early.text()
+    );
+    let (code, said) = status_ready(wharf.admin);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("no instance serving yet: web"), "{said}");
+
+    wait_serving(&wharf, 1).await;
+    let ready = get(&url, &[]).await;
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    let (code, said) = status_ready(wharf.admin);
+    assert_eq!(code, Some(0), "{said}");
+    assert_eq!(said, "ready\n");
+}

@@ -73,32 +73,59 @@ pub struct Needs {
     /// install them.
     pub programs: Vec<(String, String)>,
     pub outside: Vec<Outside>,
+    /// Environment variables the config file reads (`${NAME}`,
+    /// `${NAME:-default}`), with whether it gives a default.
+    pub env: Vec<(String, bool)>,
+    /// Files the config reads with `${file:...}`: secrets, mounted when the
+    /// container runs rather than built into the image.
+    pub secret_files: Vec<PathBuf>,
 }
 
+/// Programs every Debian image has: an app that runs one of these by
+/// name needs nothing installed.
+const BASE_PROGRAMS: &[&str] = &["sh", "bash", "dash", "env", "sleep", "true", "false", "cat"];
+
 /// Reads `config` (loaded from `config_file`, absolute) for a container.
-/// Fails on what cannot work in one: a listener only on loopback, which
-/// nothing outside the container reaches.
+/// Fails on what cannot work in one: a listener on loopback, which nothing
+/// outside the container reaches, or on one address of this machine,
+/// which the container does not have; port 0; a config in `/`, which
+/// would make the whole file system the build context.
 pub fn needs(config: &Config, config_file: &Path) -> Result<Needs, String> {
     let context = config_file
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/"));
+    if context.parent().is_none() {
+        return Err(format!(
+            "{} is in /, which would make the whole file system the image's build context; \
+             move the config and what it serves into a directory of their own",
+            config_file.display()
+        ));
+    }
     let mut ports = Vec::new();
     for (kind, addrs) in [
         ("http", &config.server.listen),
         ("https", &config.server.https),
     ] {
         for addr in addrs {
-            if addr.ip().is_loopback() {
+            let port = addr.port();
+            let problem = if port == 0 {
+                Some("has port 0, which a container cannot publish")
+            } else if addr.ip().is_loopback() {
+                Some("is on loopback, which nothing outside a container reaches")
+            } else if !addr.ip().is_unspecified() {
+                Some("is on one address of this machine, which a container does not have")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
                 return Err(format!(
-                    "{}: the listener {addr} is on loopback, which nothing outside a container \
-                     reaches; listen on 0.0.0.0:{} (or [::]:{}) instead",
-                    config.source,
-                    addr.port(),
-                    addr.port()
+                    "{}: the listener {addr} {problem}; listen on 0.0.0.0:PORT (or [::]:PORT) \
+                     with a fixed port instead",
+                    config.source
                 ));
             }
-            if ports.iter().any(|p: &Port| p.port == addr.port()) {
+            if ports.iter().any(|p: &Port| p.port == port) {
                 continue;
             }
             let same_kind = ports.iter().filter(|p| p.name.starts_with(kind)).count();
@@ -106,10 +133,7 @@ pub fn needs(config: &Config, config_file: &Path) -> Result<Needs, String> {
                 0 => kind.to_string(),
                 n => format!("{kind}-{}", n + 1),
             };
-            ports.push(Port {
-                name,
-                port: addr.port(),
-            });
+            ports.push(Port { name, port });
         }
     }
     if ports.is_empty() {
@@ -118,13 +142,21 @@ pub fn needs(config: &Config, config_file: &Path) -> Result<Needs, String> {
             config.source
         ));
     }
+    if let Some(admin) = config.server.admin {
+        if !(admin.ip().is_unspecified() || admin.ip().is_loopback()) || admin.port() == 0 {
+            return Err(format!(
+                "{}: server.admin {admin} cannot be reached inside a container; use \
+                 127.0.0.1:PORT (the health check runs inside it) or 0.0.0.0:PORT with a fixed port",
+                config.source
+            ));
+        }
+    }
+    // An unspecified address, IPv6 included, also takes IPv4 connections
+    // (wharf does not set IPV6_ONLY), and 127.0.0.1 works where IPv6 is
+    // switched off.
     let ready_probe = config.server.admin.map(|addr| {
         if addr.ip().is_unspecified() {
-            let loopback = match addr {
-                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            };
-            SocketAddr::new(loopback, addr.port())
+            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
         } else {
             addr
         }
@@ -156,14 +188,16 @@ pub fn needs(config: &Config, config_file: &Path) -> Result<Needs, String> {
                 path,
             });
         }
-        if let Some(program) = app.command.first() {
+        if let Some(program) = program_of(&app.command) {
             let path = app.dir.join(program);
             if !program.contains('/')
                 || (Path::new(program).is_absolute() && !path.starts_with(&context))
             {
                 // From PATH, or a system program (/usr/bin/python3): the
                 // base image or its packages provide it, not the context.
-                programs.push((name.clone(), program.clone()));
+                if !BASE_PROGRAMS.contains(&program) {
+                    programs.push((name.clone(), program.to_string()));
+                }
             } else if let Some(path) = outside_of(&context, &path) {
                 outside.push(Outside {
                     key: format!("app.{name}.command"),
@@ -198,7 +232,15 @@ pub fn needs(config: &Config, config_file: &Path) -> Result<Needs, String> {
     }
     writable.sort();
     writable.dedup();
+    let text = std::fs::read_to_string(config_file).unwrap_or_default();
+    let (env, files) = references(&text);
+    let secret_files = files
+        .iter()
+        .map(|file| normalized(&context.join(file)))
+        .collect();
     Ok(Needs {
+        env,
+        secret_files,
         config: config_file.to_path_buf(),
         context,
         low_ports: ports.iter().any(|p| p.port < 1024),
@@ -217,8 +259,14 @@ pub fn needs(config: &Config, config_file: &Path) -> Result<Needs, String> {
 /// `path` as it really is (symbolic links and `..` followed), when that
 /// is not under `context`.
 fn outside_of(context: &Path, path: &Path) -> Option<PathBuf> {
-    let real = std::fs::canonicalize(path).unwrap_or_else(|_| {
-        // Not there (yet): resolve `..` by the names alone.
+    let real = normalized(path);
+    (!real.starts_with(context)).then_some(real)
+}
+
+/// `path` with symbolic links and `..` followed; for a path that does not
+/// exist (yet), `..` is resolved by the names alone.
+fn normalized(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| {
         let mut lexical = PathBuf::new();
         for component in path.components() {
             match component {
@@ -230,8 +278,62 @@ fn outside_of(context: &Path, path: &Path) -> Option<PathBuf> {
             }
         }
         lexical
-    });
-    (!real.starts_with(context)).then_some(real)
+    })
+}
+
+/// The program an app's command runs: the first word, or for `env` the
+/// first word after its options and `NAME=value` assignments.
+fn program_of(command: &[String]) -> Option<&str> {
+    let first = command.first()?;
+    if first != "env" && !first.ends_with("/env") {
+        return Some(first);
+    }
+    command[1..]
+        .iter()
+        .map(String::as_str)
+        .find(|word| !word.starts_with('-') && !word.contains('='))
+        .or(Some(first))
+}
+
+/// The `${NAME}` / `${NAME:-default}` variables and `${file:...}` paths a
+/// config file's text reads (comment lines skipped, `$$` is a literal `$`),
+/// each once, in order.
+fn references(text: &str) -> (Vec<(String, bool)>, Vec<String>) {
+    let mut env: Vec<(String, bool)> = Vec::new();
+    let mut files: Vec<String> = Vec::new();
+    for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        let mut rest = line;
+        while let Some(at) = rest.find('$') {
+            let after = &rest[at + 1..];
+            if let Some(literal) = after.strip_prefix('$') {
+                rest = literal;
+                continue;
+            }
+            let Some(inner) = after.strip_prefix('{') else {
+                rest = after;
+                continue;
+            };
+            let Some(end) = inner.find('}') else {
+                break;
+            };
+            let reference = &inner[..end];
+            rest = &inner[end + 1..];
+            if let Some(file) = reference.strip_prefix("file:") {
+                if !files.iter().any(|f| f == file) {
+                    files.push(file.to_string());
+                }
+                continue;
+            }
+            let (name, default) = match reference.split_once(":-") {
+                Some((name, _)) => (name, true),
+                None => (reference, false),
+            };
+            if !env.iter().any(|(n, _)| n == name) {
+                env.push((name.to_string(), default));
+            }
+        }
+    }
+    (env, files)
 }
 
 /// Whole seconds, rounded up.
@@ -264,9 +366,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("wharf.toml");
         let config = parse(
-            "[server]\nlisten = [\"0.0.0.0:8080\", \"[::]:8080\", \"0.0.0.0:8081\"]\n\
-             https = [\"0.0.0.0:8443\"]\nadmin = \"0.0.0.0:9180\"\n\
-             [tls]\nmode = \"internal\"\nstorage = \"/var/lib/wharf\"\n",
+            &format!(
+                "[server]\nlisten = [\"0.0.0.0:8080\", \"[::]:8080\", \"0.0.0.0:8081\"]\n\
+                 https = [\"0.0.0.0:8443\"]\nadmin = \"[::]:9180\"\n\
+                 [tls]\nmode = \"internal\"\nstorage = \"{}\"\n",
+                dir.path().join("state").display()
+            ),
             dir.path(),
         );
         let needs = needs(&config, &file).expect("needs");
@@ -285,14 +390,44 @@ mod tests {
             Some("127.0.0.1:9180".parse().expect("addr"))
         );
         assert!(!needs.low_ports);
-        assert_eq!(needs.writable, [PathBuf::from("/var/lib/wharf")]);
+        assert_eq!(needs.writable, [dir.path().join("state")]);
 
-        let config = parse("[server]\nlisten = [\"127.0.0.1:8080\"]\n", dir.path());
-        let error = super::needs(&config, &file).expect_err("loopback listener");
-        assert!(
-            error.contains("127.0.0.1:8080") && error.contains("0.0.0.0:8080"),
-            "{error}"
+        for (listen, problem) in [
+            ("127.0.0.1:8080", "on loopback"),
+            ("192.0.2.7:8080", "one address of this machine"),
+            ("0.0.0.0:0", "port 0"),
+        ] {
+            let config = parse(&format!("[server]\nlisten = [\"{listen}\"]\n"), dir.path());
+            let error = super::needs(&config, &file).expect_err(listen);
+            assert!(
+                error.contains(listen) && error.contains(problem) && error.contains("0.0.0.0:PORT"),
+                "{error}"
+            );
+        }
+        let config = parse(
+            "[server]\nlisten = [\"0.0.0.0:8080\"]\nadmin = \"192.0.2.7:9180\"\n",
+            dir.path(),
         );
+        let error = super::needs(&config, &file).expect_err("admin on one address");
+        assert!(error.contains("server.admin 192.0.2.7:9180"), "{error}");
+        let config = parse("", dir.path());
+        let error = super::needs(&config, Path::new("/wharf.toml")).expect_err("in /");
+        assert!(error.contains("whole file system"), "{error}");
+    }
+
+    #[test]
+    fn environment_variables_and_secret_files_are_found_in_the_text() {
+        let (env, files) = references(
+            "# ${COMMENTED}\nlisten = [\"0.0.0.0:${PORT:-8080}\"]\n\
+             admin_token = \"${file:token}\"\nurl = \"$${LITERAL} ${DB} ${PORT}\"\n",
+        );
+        assert_eq!(env, [("PORT".to_string(), true), ("DB".to_string(), false)]);
+        assert_eq!(files, ["token"]);
+        assert_eq!(
+            program_of(&["env".into(), "-i".into(), "A=1".into(), "node".into()]),
+            Some("node")
+        );
+        assert_eq!(program_of(&["./server".into()]), Some("./server"));
     }
 
     #[test]

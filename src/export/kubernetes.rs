@@ -14,8 +14,10 @@
 //!   and such a config runs as one pod with the `Recreate` strategy, since
 //!   two pods ordering certificates for the same names fail each other's
 //!   challenges;
-//! - the pod runs as wharf's own user with every capability dropped except
-//!   `NET_BIND_SERVICE` when a listener is below port 1024.
+//! - the pod runs as wharf's own user with every capability dropped, no
+//!   privilege escalation and the runtime's seccomp profile (Pod Security
+//!   "restricted"); a listener below port 1024 gets the safe sysctl
+//!   `net.ipv4.ip_unprivileged_port_start`, not a capability.
 //!
 //! YAML strings are written as JSON strings, which YAML reads as they are.
 
@@ -90,7 +92,8 @@ pub fn render(
             if needs.acme { "acme" } else { "internal" }
         ));
     }
-    let warnings = super::dockerfile::outside_warnings(&needs);
+    let mut warnings = super::dockerfile::outside_warnings(&needs);
+    warnings.extend(super::dockerfile::run_time_warnings(&needs));
 
     let mut out = String::new();
     let _ = writeln!(
@@ -162,7 +165,8 @@ fn deployment(out: &mut String, config: &Config, needs: &Needs, options: &Option
          {strategy}\n  template:\n    metadata:\n      labels:\n        app.kubernetes.io/name: {name}\n    spec:\n      \
          # preStop ({pre_stop} s) + server.shutdown_timeout + the longest app stop_timeout + {margin} s.\n      \
          terminationGracePeriodSeconds: {grace}\n      securityContext:\n        runAsNonRoot: true\n        \
-         runAsUser: {uid}\n        runAsGroup: {uid}\n        fsGroup: {uid}\n      containers:\n        \
+         runAsUser: {uid}\n        runAsGroup: {uid}\n        fsGroup: {uid}\n        \
+         seccompProfile:\n          type: RuntimeDefault{sysctls}\n      containers:\n        \
          - name: wharf\n          image: {image}\n          ports:",
         replicas = options.replicas,
         name = options.name,
@@ -170,6 +174,12 @@ fn deployment(out: &mut String, config: &Config, needs: &Needs, options: &Option
         margin = container::STOP_MARGIN.as_secs(),
         uid = container::UID,
         image = json(&options.image),
+        sysctls = if needs.low_ports {
+            "\n        # A listener below port 1024 without any capability (a safe sysctl).\n        \
+             sysctls:\n          - name: net.ipv4.ip_unprivileged_port_start\n            value: \"0\""
+        } else {
+            ""
+        },
     );
     for port in &needs.ports {
         let _ = writeln!(
@@ -210,14 +220,20 @@ fn deployment(out: &mut String, config: &Config, needs: &Needs, options: &Option
          exec:\n                command: [\"sleep\", \"{}\"]",
         PRE_STOP.as_secs()
     );
-    let capabilities = if needs.low_ports {
-        "          securityContext:\n            # A listener below port 1024 (the binary carries the file capability).\n            \
-         capabilities:\n              drop: [\"ALL\"]\n              add: [\"NET_BIND_SERVICE\"]"
-    } else {
+    let _ = writeln!(
+        out,
         "          securityContext:\n            allowPrivilegeEscalation: false\n            \
          capabilities:\n              drop: [\"ALL\"]"
-    };
-    let _ = writeln!(out, "{capabilities}");
+    );
+    if !needs.env.is_empty() {
+        let names: Vec<&str> = needs.env.iter().map(|(name, _)| name.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "          # The config reads {}: set what the pod needs here (env:, or envFrom: a\n          \
+             # ConfigMap or Secret); unset, a variable takes its default in the config.",
+            names.join(", ")
+        );
+    }
     match memory_mib(config) {
         Some(mib) => {
             let _ = writeln!(
@@ -248,9 +264,18 @@ fn service(out: &mut String, needs: &Needs, options: &Options, service_type: &st
     document(out, options, "v1", "Service");
     let _ = writeln!(
         out,
-        "spec:\n  type: {service_type}\n  selector:\n    app.kubernetes.io/name: {}\n  ports:",
+        "spec:\n  type: {service_type}\n  selector:\n    app.kubernetes.io/name: {}",
         options.name
     );
+    if service_type != "ClusterIP" {
+        let _ = writeln!(
+            out,
+            "  # Straight to a node running the pod, so wharf sees the client's address\n  \
+             # (access log, trusted_proxies) instead of a node's.\n  \
+             externalTrafficPolicy: Local"
+        );
+    }
+    let _ = writeln!(out, "  ports:");
     for port in &needs.ports {
         // The first listener of each kind on the port a browser uses.
         let public = match port.name.as_str() {

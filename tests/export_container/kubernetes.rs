@@ -127,7 +127,7 @@ fn certificates_wharf_orders_live_on_a_volume_of_one_pod() {
 }
 
 #[test]
-fn without_an_admin_api_readiness_is_a_connect_and_port_80_keeps_its_capability() {
+fn without_an_admin_api_readiness_is_a_connect_and_port_80_needs_no_capability() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = site(dir.path(), 80, 9180, "");
     let text = std::fs::read_to_string(&config).expect("read");
@@ -149,10 +149,15 @@ fn without_an_admin_api_readiness_is_a_connect_and_port_80_keeps_its_capability(
     let container = &kind(&documents, "Deployment")["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(container["readinessProbe"]["tcpSocket"]["port"], "http");
     assert!(container["readinessProbe"]["exec"].is_null(), "{container}");
+    // Port 80 as uid 10001 with no capability: the safe sysctl.
+    let pod = &kind(&documents, "Deployment")["spec"]["template"]["spec"];
+    let sysctl = &pod["securityContext"]["sysctls"][0];
+    assert_eq!(sysctl["name"], "net.ipv4.ip_unprivileged_port_start");
+    assert_eq!(sysctl["value"], "0");
     let security = &container["securityContext"];
-    assert_eq!(security["capabilities"]["add"][0], "NET_BIND_SERVICE");
-    // File capabilities work only where privilege escalation is allowed.
-    assert!(security["allowPrivilegeEscalation"].is_null(), "{security}");
+    assert_eq!(security["allowPrivilegeEscalation"], false, "{security}");
+    assert_eq!(security["capabilities"]["drop"][0], "ALL");
+    assert!(security["capabilities"]["add"].is_null(), "{security}");
 
     let dockerfile = stdout(&export(&["dockerfile", "-c", config_arg]));
     assert!(

@@ -240,7 +240,8 @@ fn container_config(config: &Path) -> Result<(PathBuf, Config), String> {
             config.display()
         )
     })?;
-    let loaded = config::load(&absolute).map_err(|errors| errors.to_string())?;
+    let loaded =
+        config::load_for(&absolute, config::Machine::Image).map_err(|errors| errors.to_string())?;
     Ok((absolute, loaded))
 }
 

@@ -33,9 +33,26 @@ use walk::{Ctx, Fields};
 
 const TOP_KEYS: &[&str] = &["server", "log", "site", "upstream", "app", "tls"];
 
+/// The machine a config is checked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Machine {
+    /// The one wharf runs on now: every check, including that the state
+    /// directory (`tls.storage`) can be written, which creates it.
+    This,
+    /// An image being exported (`wharf export dockerfile|kubernetes`):
+    /// the image makes its state directories itself and its build runs
+    /// `wharf check` there, so this machine's are neither checked nor made.
+    Image,
+}
+
 /// Reads, interpolates and checks the configuration file at `path`.
 /// Relative paths inside it are resolved against the file's directory.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    load_for(path, Machine::This)
+}
+
+/// [`load`], checking the config for `machine`.
+pub fn load_for(path: &Path, machine: Machine) -> Result<Config, ConfigErrors> {
     let source = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| {
         ConfigErrors::single(
@@ -51,7 +68,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         _ => Path::new(".").to_path_buf(),
     };
     let base_dir = std::fs::canonicalize(&dir).unwrap_or(dir);
-    parse(&text, &source, &base_dir, &|name| std::env::var(name).ok())
+    let env = |name: &str| std::env::var(name).ok();
+    parse_for(&text, &source, &base_dir, &env, machine)
 }
 
 /// The error for a file that is not UTF-8 (TOML must be), at the first
@@ -85,10 +103,21 @@ pub fn parse(
     base_dir: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
+    parse_for(text, source, base_dir, env, Machine::This)
+}
+
+/// [`parse`], checking the config for `machine`.
+pub fn parse_for(
+    text: &str,
+    source: &str,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    machine: Machine,
+) -> Result<Config, ConfigErrors> {
     let document = match toml_edit::ImDocument::parse(text) {
         Ok(document) => document,
         Err(e) => {
-            let mut ctx = Ctx::new(text, source, base_dir, env);
+            let mut ctx = Ctx::new(text, source, base_dir, env, machine);
             let message = format!("not valid TOML: {}", e.message().trim());
             ctx.error(&e.span(), "", message, None);
             return Err(ConfigErrors {
@@ -97,7 +126,7 @@ pub fn parse(
             });
         }
     };
-    let mut ctx = Ctx::new(text, source, base_dir, env);
+    let mut ctx = Ctx::new(text, source, base_dir, env, machine);
     let root = Fields::new(document.as_table(), "", Some(0..0), TOP_KEYS);
     let server = server::server(&mut ctx, root.get("server"));
     let log = server::log(&mut ctx, root.get("log"));

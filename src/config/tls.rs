@@ -204,18 +204,26 @@ fn check_mode(
                 ctx.error(&e.key_span, &e.key, message, Some(fix.into()));
             }
         }
-        let storage = crate::tls::storage::Storage::new(&tls.storage);
-        if let Err(error) = storage.check_writable() {
-            let e = fields.get("storage");
-            let span = e
-                .as_ref()
-                .map(|e| e.span.clone())
-                .unwrap_or(mode_span.clone());
-            let message = format!("{} is not writable: {error}", tls.storage.display());
-            let fix =
-                "create it and give wharf's user write access, or point tls.storage elsewhere";
-            ctx.error(&span, &fields.key("storage"), message, Some(fix.into()));
+        if ctx.machine == super::Machine::This {
+            storage_writable(ctx, fields, tls, mode_span);
         }
+    }
+}
+
+/// The storage directory can be made and written by this process (which
+/// makes it): certificates are written there while serving, when an error
+/// would come too late.
+fn storage_writable(ctx: &mut Ctx, fields: &Fields, tls: &Tls, mode_span: &Span) {
+    let storage = crate::tls::storage::Storage::new(&tls.storage);
+    if let Err(error) = storage.check_writable() {
+        let e = fields.get("storage");
+        let span = e
+            .as_ref()
+            .map(|e| e.span.clone())
+            .unwrap_or(mode_span.clone());
+        let message = format!("{} is not writable: {error}", tls.storage.display());
+        let fix = "create it and give wharf's user write access, or point tls.storage elsewhere";
+        ctx.error(&span, &fields.key("storage"), message, Some(fix.into()));
     }
 }
 

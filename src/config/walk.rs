@@ -36,6 +36,9 @@ pub(crate) struct Ctx<'a> {
     lines: LineIndex,
     pub errors: Vec<ConfigError>,
     pub secrets: Vec<String>,
+    /// The machine the config is checked for; state directories are
+    /// checked only when it is this one.
+    pub machine: super::Machine,
 }
 
 /// One key's value, with its dotted path and where it is written.
@@ -54,6 +57,7 @@ impl<'a> Ctx<'a> {
         file: &'a str,
         base_dir: &'a Path,
         env: &'a dyn Fn(&str) -> Option<String>,
+        machine: super::Machine,
     ) -> Self {
         Ctx {
             text,
@@ -63,6 +67,7 @@ impl<'a> Ctx<'a> {
             lines: LineIndex::new(text),
             errors: Vec::new(),
             secrets: Vec::new(),
+            machine,
         }
     }
 

@@ -242,3 +242,49 @@ fn secrets_and_environment_the_container_must_be_given_are_named() {
     );
     assert!(dockerfile.contains("${file:...} secrets"), "{dockerfile}");
 }
+
+#[test]
+fn state_this_machine_cannot_write_does_not_stop_the_export() {
+    // The certificate storage is under a regular file: no user can make it
+    // here, so `wharf check` fails on this machine. The image makes its own
+    // (and its build runs the check there), so the export goes on.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let blocker = dir.path().join("blocker");
+    std::fs::write(&blocker, "").expect("write");
+    let storage = blocker.join("certificates");
+    let config = site(
+        dir.path(),
+        8080,
+        9180,
+        &format!(
+            "https = [\"0.0.0.0:8443\"]\n[tls]\nmode = \"acme\"\nemail = \"ops@example.com\"\nstorage = \"{}\"\n",
+            storage.display()
+        ),
+    );
+    let config_arg = config.to_str().expect("utf-8");
+    let check = Command::new(WHARF)
+        .args(["check", "-c", config_arg])
+        .output()
+        .expect("run wharf check");
+    assert!(!check.status.success(), "{check:?}");
+    assert!(
+        String::from_utf8_lossy(&check.stderr).contains("is not writable"),
+        "{check:?}"
+    );
+
+    let dockerfile = stdout(&export(&["dockerfile", "-c", config_arg]));
+    let volume = format!("VOLUME [\"{}\"]", storage.display());
+    assert!(dockerfile.lines().any(|l| l == volume), "{dockerfile}");
+    let mkdir = format!("RUN mkdir -p '{}'", storage.display());
+    assert!(
+        dockerfile.lines().any(|l| l.starts_with(&mkdir)),
+        "{dockerfile}"
+    );
+    stdout(&export(&[
+        "kubernetes",
+        "-c",
+        config_arg,
+        "--image",
+        "my-app:1",
+    ]));
+}

@@ -97,6 +97,8 @@ fn certificates_wharf_orders_live_on_a_volume_of_one_pod() {
     let volume = format!("VOLUME [\"{}\"]", storage.display());
     assert!(dockerfile.lines().any(|l| l == volume), "{dockerfile}");
     assert!(dockerfile.contains("EXPOSE 8080 8443"), "{dockerfile}");
+    // The image makes its storage; the exporting machine's is left alone.
+    assert!(!storage.exists(), "export made {}", storage.display());
 
     let output = export(&[
         "kubernetes",

@@ -112,16 +112,18 @@ pub fn render(
          && apt-get install -y --no-install-recommends ca-certificates tini \\\n \
          && rm -rf /var/lib/apt/lists/* \\\n \
          && groupadd --gid {uid} {user} \\\n \
-         && useradd --no-log-init --uid {uid} --gid {uid} --home-dir /nonexistent --shell /usr/sbin/nologin {user}\n",
+         && useradd --no-log-init --uid {uid} --gid {uid} --home-dir /nonexistent --shell /usr/sbin/nologin {user} \\\n \
+         && ln -s '{context}/wharf' {binary}\n",
         uid = container::UID,
         user = container::USER,
+        binary = container::BINARY,
     );
+    // The binary comes in with the directory (one copy in the image, not
+    // two); the link above gives it its usual path.
     let _ = writeln!(
         out,
-        "COPY wharf {binary}\n\
-         COPY [\".\", \"{context}/\"]\n\
+        "COPY [\".\", \"{context}/\"]\n\
          WORKDIR \"{context}\"",
-        binary = container::BINARY,
     );
     if !writable.is_empty() {
         let dirs: Vec<String> = writable.iter().map(|dir| format!("'{dir}'")).collect();

@@ -47,6 +47,20 @@ fn the_dockerfile_passes_hadolint_and_fails_the_build_when_a_file_is_missing() {
             "no {expected:?} in:\n{dockerfile}"
         );
     }
+    // The binary the header has put beside the config comes in with the
+    // directory, once, and is linked to where the commands run it from.
+    assert!(
+        dockerfile.contains("#   cp \"$(command -v wharf)\" wharf "),
+        "{dockerfile}"
+    );
+    assert!(
+        dockerfile.contains(&format!(
+            " && ln -s '{context}/wharf' /usr/local/bin/wharf\n"
+        )),
+        "{dockerfile}"
+    );
+    let copies: Vec<&&str> = lines.iter().filter(|l| l.starts_with("COPY")).collect();
+    assert_eq!(copies.len(), 1, "{dockerfile}");
     // docker stop must wait for the drain (20s) and the app (15s), + 5s.
     assert!(
         dockerfile.contains("docker run --stop-timeout 40 -p 8080:8080"),

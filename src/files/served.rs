@@ -101,8 +101,31 @@ pub(super) fn finish(
         let headers = response.headers_mut();
         headers.insert(header::ETAG, etag);
         headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        utf8_text(headers);
     }
     response
+}
+
+/// Text and scripts say they are UTF-8, as Caddy's answers do (nginx needs
+/// `charset utf-8;`): without it a browser guesses, windows-1252 for a page
+/// with no `<meta charset>`, and every non-ASCII character turns to
+/// mojibake. A `.js` file is `text/javascript`, a `.mjs` one
+/// `application/javascript`; JSON is UTF-8 by definition and has no
+/// charset parameter (RFC 8259).
+fn utf8_text(headers: &mut HeaderMap) {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return;
+    };
+    let bytes = value.as_bytes();
+    let text = bytes.starts_with(b"text/") || bytes == b"application/javascript";
+    if text && !bytes.contains(&b';') {
+        let mut with = Vec::with_capacity(bytes.len() + 15);
+        with.extend_from_slice(bytes);
+        with.extend_from_slice(b"; charset=utf-8");
+        if let Ok(with) = HeaderValue::from_bytes(&with) {
+            headers.insert(header::CONTENT_TYPE, with);
+        }
+    }
 }
 
 /// Weak comparison (RFC 9110 8.8.3.2) against a list of entity tags.

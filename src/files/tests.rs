@@ -68,7 +68,10 @@ async fn serves_a_file_with_its_content_type() {
     let files = StaticFiles::new(&site.root, false).expect("files");
     let (response, body) = send(&files, get("/style.css"), "/style.css").await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(header(&response, header::CONTENT_TYPE), "text/css");
+    assert_eq!(
+        header(&response, header::CONTENT_TYPE),
+        "text/css; charset=utf-8"
+    );
     assert_eq!(body, b"body { color: red }");
     assert!(!header(&response, header::LAST_MODIFIED).is_empty());
 }
@@ -125,7 +128,10 @@ async fn directory_serves_index_and_redirects_without_slash() {
     let files = StaticFiles::new(&site.root, false).expect("files");
     let (response, body) = send(&files, get("/docs/"), "/docs/").await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(header(&response, header::CONTENT_TYPE), "text/html");
+    assert_eq!(
+        header(&response, header::CONTENT_TYPE),
+        "text/html; charset=utf-8"
+    );
     assert_eq!(body, b"<h1>docs</h1>");
     let (response, body) = send(&files, get("/"), "/").await;
     assert_eq!(

@@ -49,6 +49,7 @@ fn static_tree() -> tempfile::TempDir {
     std::fs::write(www.join("app.js.gz"), b"\x1f\x8bprecompressed-gzip").expect("write");
     std::fs::write(www.join("app.js.br"), b"precompressed-brotli").expect("write");
     std::fs::write(www.join("data.bin"), b"0123456789").expect("write");
+    std::fs::write(www.join("data.json"), "{\"ok\": true}").expect("write");
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
     png.extend(std::iter::repeat_n(0u8, 4096));
     std::fs::write(www.join("logo.png"), png).expect("write");

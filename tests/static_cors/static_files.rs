@@ -13,20 +13,42 @@ async fn static_files_are_served_with_their_content_type() {
     let wharf = static_wharf();
     let reply = get(&wharf.url("/static/style.css"), &[]).await;
     assert_eq!(reply.status, 200);
-    assert_eq!(reply.header("content-type"), Some("text/css"));
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/css; charset=utf-8")
+    );
     assert_eq!(reply.text(), css());
     assert!(reply.header("last-modified").is_some());
 
     let reply = get(&wharf.url("/static/app.js"), &[]).await;
     assert_eq!(reply.status, 200);
-    let content_type = reply.header("content-type").unwrap_or("");
-    assert!(content_type.contains("javascript"), "{content_type}");
+    // Text says it is UTF-8, as Caddy's does, so a browser does not guess.
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
     assert_eq!(reply.text(), "console.log('plain');");
 
     let reply = get(&wharf.url("/static/index.html"), &[]).await;
     assert_eq!(reply.status, 200);
-    assert_eq!(reply.header("content-type"), Some("text/html"));
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     assert_eq!(reply.text(), "<h1>home</h1>");
+    // The answer kept in memory, served without hyper, says the same.
+    let again = raw(
+        wharf.addr,
+        b"GET /static/index.html HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        again.contains("\r\ncontent-type: text/html; charset=utf-8\r\n"),
+        "{again}"
+    );
+    // JSON is UTF-8 by definition and takes no charset (RFC 8259).
+    let reply = get(&wharf.url("/static/data.json"), &[]).await;
+    assert_eq!(reply.header("content-type"), Some("application/json"));
 
     let reply = get(&wharf.url("/static/missing.css"), &[]).await;
     assert_eq!(reply.status, 404);
@@ -80,7 +102,10 @@ async fn head_request_has_the_headers_but_no_body() {
     )
     .await;
     assert_eq!(reply.status, 200);
-    assert_eq!(reply.header("content-type"), Some("text/css"));
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/css; charset=utf-8")
+    );
     let length = file_len(&wharf.dir.path().join("www/style.css")).to_string();
     assert_eq!(reply.header("content-length"), Some(length.as_str()));
     assert!(reply.header("etag").is_some());
@@ -92,7 +117,10 @@ async fn directory_serves_its_index_html() {
     let wharf = static_wharf();
     let reply = get(&wharf.url("/static/docs/"), &[]).await;
     assert_eq!(reply.status, 200);
-    assert_eq!(reply.header("content-type"), Some("text/html"));
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     assert_eq!(reply.text(), "<h1>docs</h1>");
 
     let reply = get(&wharf.url("/static/"), &[]).await;
@@ -253,12 +281,19 @@ async fn spa_route_serves_index_html_for_unknown_paths() {
     for path in ["/app/users/7", "/app/settings", "/app/"] {
         let reply = get(&wharf.url(path), &[]).await;
         assert_eq!(reply.status, 200, "{path}");
-        assert_eq!(reply.header("content-type"), Some("text/html"), "{path}");
+        assert_eq!(
+            reply.header("content-type"),
+            Some("text/html; charset=utf-8"),
+            "{path}"
+        );
         assert_eq!(reply.text(), "<h1>home</h1>", "{path}");
     }
     // Real files still win over the fallback.
     let reply = get(&wharf.url("/app/style.css"), &[]).await;
-    assert_eq!(reply.header("content-type"), Some("text/css"));
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/css; charset=utf-8")
+    );
     assert_eq!(reply.text(), css());
     // The same directory without `spa` keeps answering 404.
     let reply = get(&wharf.url("/static/users/7"), &[]).await;

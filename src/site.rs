@@ -33,7 +33,11 @@ use crate::{config, proxy};
 
 /// What a matched route does, ready to run.
 pub enum Action {
-    Proxy(Arc<Pool>),
+    Proxy {
+        pool: Arc<Pool>,
+        /// `strip_prefix`: the route's path, taken off the request's.
+        strip: Option<Arc<str>>,
+    },
     Static(Arc<StaticFiles>),
     Redirect {
         status: StatusCode,
@@ -342,7 +346,15 @@ impl Routes {
         match &route.action {
             // Boxed: the proxy's futures are kilobytes; other routes'
             // requests should not carry (and move) them.
-            Action::Proxy(pool) => Box::pin(proxy::forward(req, pool, self.max_body_size)).await,
+            Action::Proxy { pool, strip } => {
+                Box::pin(proxy::forward(
+                    req,
+                    pool,
+                    self.max_body_size,
+                    strip.as_deref(),
+                ))
+                .await
+            }
             Action::Static(files) => {
                 let rest = matched.rest.to_string();
                 files.serve(req, &rest).await

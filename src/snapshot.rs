@@ -107,7 +107,7 @@ impl Snapshot {
             let site_label = request::site_label(&site.hosts);
             for route in &site.routes {
                 let upstream = match &route.action {
-                    config::Action::Proxy { upstream } => upstream.as_str(),
+                    config::Action::Proxy { upstream, .. } => upstream.as_str(),
                     _ => "",
                 };
                 let route_state = site::Route {
@@ -187,8 +187,14 @@ fn action(
         message,
     };
     Ok(match &route.action {
-        config::Action::Proxy { upstream } => match pools.get(upstream) {
-            Some(pool) => site::Action::Proxy(pool.clone()),
+        config::Action::Proxy {
+            upstream,
+            strip_prefix,
+        } => match pools.get(upstream) {
+            Some(pool) => site::Action::Proxy {
+                pool: pool.clone(),
+                strip: strip_prefix.then(|| Arc::from(route.path.as_str())),
+            },
             None => return Err(route_error(format!("upstream {upstream} is not defined"))),
         },
         config::Action::Static { root, spa } => {

@@ -171,7 +171,7 @@ fn print_summary(server: &Server, is_demo: bool) {
         };
         for route in &site.routes {
             let what = match &route.action {
-                Action::Proxy { upstream } => {
+                Action::Proxy { upstream, .. } => {
                     match config.upstreams.get(upstream) {
                         Some(u) if u.app.is_some() => {
                             let app = u.app.as_deref().unwrap_or_default();

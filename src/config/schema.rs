@@ -180,6 +180,9 @@ pub struct Route {
 pub enum Action {
     Proxy {
         upstream: String,
+        /// The route's path is taken off the request's before it goes
+        /// upstream, and sent as `X-Forwarded-Prefix`.
+        strip_prefix: bool,
     },
     Static {
         /// Absolute (relative paths are resolved against the config file's directory).

@@ -19,6 +19,7 @@ const ROUTE_KEYS: &[&str] = &[
     "upstream",
     "static",
     "spa",
+    "strip_prefix",
     "redirect",
     "status",
     "respond",
@@ -191,12 +192,13 @@ fn action(ctx: &mut Ctx, fields: &Fields, upstreams: &[String]) -> Option<Action
     };
     let kind = name(&chosen);
     let allowed: &[&str] = match kind.as_str() {
+        "upstream" => &["strip_prefix"],
         "static" => &["spa"],
         "redirect" => &["status"],
         "respond" => &["status", "content_type"],
         _ => &[],
     };
-    for extra in ["spa", "status", "content_type"] {
+    for extra in ["spa", "strip_prefix", "status", "content_type"] {
         if allowed.contains(&extra) {
             continue;
         }
@@ -226,7 +228,11 @@ fn action(ctx: &mut Ctx, fields: &Fields, upstreams: &[String]) -> Option<Action
                 ctx.error(&chosen.span, &chosen.key, message, Some(fix));
                 return None;
             }
-            Some(Action::Proxy { upstream })
+            let strip_prefix = strip_prefix(ctx, fields)?;
+            Some(Action::Proxy {
+                upstream,
+                strip_prefix,
+            })
         }
         "static" => {
             let dir = ctx.string(&chosen)?;
@@ -269,6 +275,24 @@ fn action(ctx: &mut Ctx, fields: &Fields, upstreams: &[String]) -> Option<Action
             })
         }
     }
+}
+
+/// `strip_prefix`: a route on `/` would take nothing off.
+fn strip_prefix(ctx: &mut Ctx, fields: &Fields) -> Option<bool> {
+    let Some(e) = fields.get("strip_prefix") else {
+        return Some(false);
+    };
+    let strip = ctx.boolean(&e)?;
+    let path = fields
+        .get("path")
+        .and_then(|p| p.item.as_str().map(str::to_string));
+    if strip && path.as_deref() == Some("/") {
+        let message = "takes nothing off the path of a route on \"/\"".to_string();
+        let fix = "remove strip_prefix, or give the route a longer path such as \"/api/\"";
+        ctx.error(&e.span, &e.key, message, Some(fix.to_string()));
+        return None;
+    }
+    Some(strip)
 }
 
 fn status(ctx: &mut Ctx, fields: &Fields, default: u16, codes: Option<&[i64]>) -> Option<u16> {

@@ -302,6 +302,8 @@ impl<S: Transport> Future for Idle<'_, S> {
 pub(crate) struct Target {
     pub pool: Arc<crate::balance::Pool>,
     pub metrics: crate::observe::metrics::RouteMetrics,
+    /// `strip_prefix`: the route's path, taken off the request's.
+    pub strip: Option<Arc<str>>,
 }
 
 /// What answers a request on the fast path.
@@ -331,10 +333,11 @@ fn relayable(
     let matched = routes.table.lookup(path)?;
     let route = matched.value;
     let destination = match &route.action {
-        Action::Proxy(pool) if head.content_length <= routes.max_body_size => {
+        Action::Proxy { pool, strip } if head.content_length <= routes.max_body_size => {
             Destination::Upstream(Target {
                 pool: pool.clone(),
                 metrics: route.metrics.clone(),
+                strip: strip.clone(),
             })
         }
         Action::Static(files) if head.method == http::Method::GET && head.content_length == 0 => {

@@ -244,7 +244,7 @@ impl Metrics {
             live.insert(route_labels(&site_label, "", ""));
             for route in &site.routes {
                 let upstream = match &route.action {
-                    config::Action::Proxy { upstream } => upstream.as_str(),
+                    config::Action::Proxy { upstream, .. } => upstream.as_str(),
                     _ => "",
                 };
                 live.insert(route_labels(&site_label, &route.path, upstream));

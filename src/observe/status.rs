@@ -213,7 +213,7 @@ pub fn collect(server: &Server, history: &History) -> Status {
 
 fn route(site: &str, route: &config::Route) -> RouteStatus {
     let (action, target) = match &route.action {
-        config::Action::Proxy { upstream } => ("proxy", upstream.clone()),
+        config::Action::Proxy { upstream, .. } => ("proxy", upstream.clone()),
         config::Action::Static { root, .. } => ("static", root.display().to_string()),
         config::Action::Redirect { to, status } => ("redirect", format!("{status} {to}")),
         config::Action::Respond { status, .. } => ("respond", status.to_string()),

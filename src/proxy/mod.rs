@@ -16,6 +16,7 @@ pub mod client;
 mod errors;
 pub mod headers;
 pub mod pool;
+pub mod strip;
 mod upgrade;
 
 use std::net::{IpAddr, SocketAddr};
@@ -85,11 +86,13 @@ enum Attempt {
 }
 
 /// Sends `req` to a server of `pool` and returns its response, retrying on
-/// another server when that is safe.
+/// another server when that is safe. `strip_prefix`: the route's path, to
+/// take off the request's (see `strip`).
 pub async fn forward(
     mut req: Request<Incoming>,
     pool: &Pool,
     max_body_size: u64,
+    strip_prefix: Option<&str>,
 ) -> Response<Body> {
     let declared_length = content_length(&req);
     if declared_length.is_some_and(|len| len > max_body_size) {
@@ -121,11 +124,19 @@ pub async fn forward(
         },
         info.client_ip,
     );
-    let path = parts
+    let mut path = parts
         .uri
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    if let Some(prefix) = strip_prefix {
+        strip::set_prefix(&mut parts.headers, info.peer_trusted, prefix);
+        // What is left of a valid target is one.
+        match http::uri::PathAndQuery::try_from(strip::target(prefix, path.as_str())) {
+            Ok(stripped) => path = stripped,
+            Err(_) => return response::status(StatusCode::BAD_REQUEST),
+        }
+    }
     let method = parts.method.clone();
     let idempotent = matches!(
         method,

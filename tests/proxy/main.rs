@@ -14,6 +14,7 @@ mod framing;
 mod headers;
 mod protocols;
 mod reuse;
+mod strip_prefix;
 
 use std::time::Duration;
 

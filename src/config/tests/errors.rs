@@ -184,6 +184,36 @@ fn keys_that_do_not_apply_to_the_action() {
     let (line, column, key, message) = one_error(text);
     assert_eq!((line, column, key.as_str()), (7, 1, "site[0].route[0].spa"));
     assert_eq!(message, "`spa` does not apply to an `upstream` route");
+
+    let text = "[[site]]\n[[site.route]]\npath = \"/s/\"\nstatic = \".\"\nstrip_prefix = true\n";
+    let (line, column, key, message) = one_error(text);
+    assert_eq!(
+        (line, column, key.as_str()),
+        (5, 1, "site[0].route[0].strip_prefix")
+    );
+    assert_eq!(message, "`strip_prefix` does not apply to a `static` route");
+}
+
+#[test]
+fn strip_prefix_needs_a_prefix_to_strip() {
+    let route = |path: &str| {
+        format!("[upstream.app]\nservers = [\"127.0.0.1:1\"]\n[[site]]\n[[site.route]]\npath = \"{path}\"\nupstream = \"app\"\nstrip_prefix = true\n")
+    };
+    let (line, column, key, message) = one_error(&route("/"));
+    assert_eq!(
+        (line, column, key.as_str()),
+        (7, 16, "site[0].route[0].strip_prefix")
+    );
+    assert_eq!(message, "takes nothing off the path of a route on \"/\"");
+    let config = crate::config::parse(&route("/api/"), "t.toml", Path::new("."), &|_| None)
+        .expect("a route with a path strips it");
+    assert!(matches!(
+        &config.sites[0].routes[0].action,
+        crate::config::Action::Proxy {
+            strip_prefix: true,
+            ..
+        }
+    ));
 }
 
 #[test]

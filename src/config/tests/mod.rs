@@ -144,7 +144,7 @@ fn example_parses_into_expected_values() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(&site.routes[2].action, Action::Proxy { upstream } if upstream == "app"));
+    assert!(matches!(&site.routes[2].action, Action::Proxy { upstream, .. } if upstream == "app"));
     let cors = site.cors.as_ref().expect("cors");
     assert_eq!(cors.origins, vec!["https://app.example.com"]);
     assert_eq!(cors.methods, vec!["GET", "POST"]);

@@ -87,7 +87,7 @@ pub(crate) async fn relay<S: Transport>(
     let peer = cx.client.peer;
     let peer_trusted = snapshot.is_trusted(peer.ip());
     let mut upstream_head = Vec::with_capacity(head.raw.len() + 256);
-    let (ids, client_ip) = if head.plain && !peer_trusted {
+    let (ids, client_ip) = if head.plain && !peer_trusted && target.strip.is_none() {
         let chosen = trace::choose(
             head.first(Kind::RequestId)
                 .and_then(|field| head.header_value(field))
@@ -103,9 +103,14 @@ pub(crate) async fn relay<S: Transport>(
         );
         (chosen.ids, peer.ip())
     } else {
-        rewrite(&mut upstream_head, &head, &cx.client, |ip| {
-            snapshot.is_trusted(ip)
-        })
+        let strip = target.strip.as_deref();
+        rewrite(
+            &mut upstream_head,
+            &head,
+            &cx.client,
+            |ip| snapshot.is_trusted(ip),
+            strip,
+        )
     };
     let request_id = ids.request_id.clone();
     let started = started(

@@ -13,7 +13,7 @@ use crate::h1::Client;
 use crate::observe::access::Entry;
 use crate::observe::request::{RouteSlot, Started};
 use crate::observe::{metrics, trace};
-use crate::proxy::headers;
+use crate::proxy::{headers, strip};
 
 /// Opens the request's record, as the general path's `conn::handle`
 /// does: counted in flight since `start`, under the route of `metrics`,
@@ -72,14 +72,16 @@ pub(in crate::h1) fn single_traceparent(head: &RequestHead) -> Option<HeaderValu
 }
 
 /// Writes the upstream head through a `HeaderMap` and `proxy::headers`:
-/// for a trusted proxy's requests (its forwarded headers are extended)
-/// and for heads with hop-by-hop headers to remove. Returns the ids and
-/// the client's address.
+/// for a trusted proxy's requests (its forwarded headers are extended),
+/// for heads with hop-by-hop headers to remove, and for `strip_prefix`
+/// routes (the target and `X-Forwarded-Prefix` change). Returns the ids
+/// and the client's address.
 pub(super) fn rewrite(
     out: &mut Vec<u8>,
     head: &RequestHead,
     client: &Client,
     is_trusted: impl Fn(std::net::IpAddr) -> bool,
+    strip_prefix: Option<&str>,
 ) -> (trace::Ids, std::net::IpAddr) {
     let peer = client.peer.ip();
     let mut headers = head.header_map();
@@ -104,7 +106,14 @@ pub(super) fn rewrite(
     if let Some(host) = host {
         headers.insert(header::HOST, host);
     }
-    head::write_request(out, &head.method, head.target.as_str().as_bytes(), &headers);
+    match strip_prefix {
+        Some(prefix) => {
+            strip::set_prefix(&mut headers, peer_trusted, prefix);
+            let target = strip::target(prefix, head.target.as_str());
+            head::write_request(out, &head.method, target.as_bytes(), &headers);
+        }
+        None => head::write_request(out, &head.method, head.target.as_str().as_bytes(), &headers),
+    }
     (ids, client_ip)
 }
 
@@ -168,7 +177,7 @@ mod tests {
             let mut fast = Vec::new();
             head::write_forwarded(&mut fast, &head, client.peer.ip(), client.scheme, &chosen);
             let mut general = Vec::new();
-            let (ids, client_ip) = rewrite(&mut general, &head, &client, |_| false);
+            let (ids, client_ip) = rewrite(&mut general, &head, &client, |_| false, None);
             assert_eq!(client_ip, client.peer.ip());
 
             // New ids are random: compare with the ones each side chose.

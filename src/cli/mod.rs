@@ -11,6 +11,7 @@ mod export;
 mod reload;
 mod run;
 mod status;
+mod trust;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -159,6 +160,26 @@ pub enum Command {
         #[command(subcommand)]
         target: export::Target,
     },
+    /// Make this machine trust the local CA of `tls.mode = "internal"`, as
+    /// `caddy trust` and `mkcert -install` do: the system store (curl,
+    /// OpenSSL, Go, Python) and the browsers' NSS databases (Chromium,
+    /// Chrome, Firefox), so development certificates raise no warning.
+    ///
+    /// Example:
+    ///   sudo wharf trust -c wharf.toml    # system store and your browsers
+    ///   wharf trust                        # your browsers only (no root)
+    ///   sudo wharf trust --uninstall
+    ///
+    /// Prints one line per store: ok, skip (with the fix) or FAIL.
+    #[command(verbatim_doc_comment)]
+    Trust {
+        /// Config file.
+        #[arg(short, long, default_value = "wharf.toml")]
+        config: PathBuf,
+        /// Remove the CA from the stores instead.
+        #[arg(long)]
+        uninstall: bool,
+    },
     /// Ask a running wharf to reload its config (through the admin API).
     ///
     /// Example:
@@ -198,6 +219,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
             ready: false,
         } => status::status(config.as_deref(), admin, token, json),
         Command::Export { target } => export::export(target),
+        Command::Trust { config, uninstall } => trust::trust(&config, uninstall),
         Command::Deploy { app, config, admin } => deploy::deploy(config.as_deref(), admin, &app),
     };
     match result {

@@ -150,8 +150,9 @@ fn print_summary(server: &Server, is_demo: bool) {
     }
     if let Some(ca) = server.ca_certificate() {
         text.push_str(&format!(
-            "wharf: certificates are signed by the local CA {}; trust it in your browser or system to avoid warnings\n",
-            ca.display()
+            "wharf: certificates are signed by the local CA {}; `sudo wharf trust -c {}` makes this machine's browsers and programs trust it\n",
+            ca.display(),
+            config.source
         ));
     }
     for site in &config.sites {

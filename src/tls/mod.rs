@@ -19,11 +19,12 @@
 mod acme;
 pub mod certificate;
 mod handshake;
-mod internal;
+pub(crate) mod internal;
 mod policy;
 mod renewal;
 mod resolver;
 pub mod storage;
+pub mod trust;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

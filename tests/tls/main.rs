@@ -18,3 +18,4 @@ mod client;
 mod handshake;
 mod local;
 mod pebble;
+mod trust;

@@ -38,6 +38,8 @@ use std::sync::Arc;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use tower_http::services::{ServeDir, ServeFile};
 
+use crate::route::headers::RouteHeaders;
+
 use crate::body::{self, Body};
 
 pub(crate) mod cache;
@@ -59,6 +61,9 @@ pub struct StaticFiles {
     service: Service,
     /// Small files already read, with what proves they are unchanged.
     cache: Arc<cache::Cache>,
+    /// The route's `[site.route.headers]`, on every answer it gives
+    /// (and so on the answers kept in memory).
+    headers: Option<Arc<RouteHeaders>>,
 }
 
 /// `ServeDir`'s type changes with its fallback, so the two modes are kept
@@ -89,7 +94,19 @@ impl StaticFiles {
             spa,
             service,
             cache: Arc::new(cache::Cache::new(cache::FRESH_FOR)),
+            headers: None,
         })
+    }
+
+    /// The same server, setting the route's `headers` on its answers.
+    pub fn with_headers(mut self, headers: Option<Arc<RouteHeaders>>) -> StaticFiles {
+        self.headers = headers;
+        self
+    }
+
+    /// The route's headers, for answers written elsewhere (`h1::kept`).
+    pub fn headers(&self) -> Option<&RouteHeaders> {
+        self.headers.as_deref()
     }
 
     /// The same server with kept files trusted for `fresh_for` (tests).
@@ -135,14 +152,14 @@ impl StaticFiles {
         let mut loading = None;
         if let Some(key) = &key {
             if let Some(entry) = self.cache.lookup(key).await {
-                return entry.respond(req.headers().get(header::IF_NONE_MATCH));
+                return entry.respond(req.headers().get(header::IF_NONE_MATCH), self.headers());
             }
             // A burst of requests for a file not kept yet: a few read it,
             // the rest find it kept once they get their turn (instead of
             // one blocking thread each).
             loading = Some(self.cache.loading().await);
             if let Some(entry) = self.cache.lookup(key).await {
-                return entry.respond(req.headers().get(header::IF_NONE_MATCH));
+                return entry.respond(req.headers().get(header::IF_NONE_MATCH), self.headers());
             }
         }
         // Boxed: `ServeDir`'s futures are kilobytes, and a kept file's
@@ -219,7 +236,12 @@ impl StaticFiles {
         let Ok(Some((etag, validator, fallback))) = checked else {
             return not_found();
         };
-        let response = finish(response, etag.clone(), if_none_match.as_ref());
+        let response = finish(
+            response,
+            etag.clone(),
+            if_none_match.as_ref(),
+            self.headers(),
+        );
         match key {
             // An SPA fallback answers for a path that may become a file.
             Some(key) if !fallback && cache::worth_keeping(&response) => {

@@ -6,6 +6,8 @@
 //! wins. The request path only reads these tables; nothing here allocates
 //! per request.
 
+pub mod headers;
+
 use std::collections::HashMap;
 
 use crate::config::HostPattern;

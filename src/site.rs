@@ -6,6 +6,7 @@
 //! redirect, fixed response), compressed when the client accepts it. CORS
 //! preflights are answered by the CORS layer and never reach an upstream.
 
+use crate::route::headers::RouteHeaders;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -52,10 +53,12 @@ pub enum Action {
     },
 }
 
-/// One route: what it does and the handles its requests are counted with.
+/// One route: what it does, the handles its requests are counted with,
+/// and the headers it sets on its answers.
 pub struct Route {
     pub action: Action,
     pub metrics: RouteMetrics,
+    pub headers: Option<Arc<RouteHeaders>>,
 }
 
 /// The routes of one site.
@@ -343,7 +346,7 @@ impl Routes {
         if let Some(slot) = req.extensions().get::<RouteSlot>() {
             slot.set(&route.metrics);
         }
-        match &route.action {
+        let mut response = match &route.action {
             // Boxed: the proxy's futures are kilobytes; other routes'
             // requests should not carry (and move) them.
             Action::Proxy { pool, strip } => {
@@ -396,6 +399,14 @@ impl Routes {
                     .insert(header::CONTENT_TYPE, content_type.clone());
                 response
             }
+        };
+        // A static route's files carry them already, 304s included.
+        if let Some(headers) = &route.headers {
+            if !matches!(route.action, Action::Static(_)) {
+                let status = response.status().as_u16();
+                headers.apply(status, response.headers_mut());
+            }
         }
+        response
     }
 }

@@ -24,6 +24,7 @@ use crate::observe::access::AccessLog;
 use crate::observe::metrics::RouteMetrics;
 use crate::observe::request::{self, Unrouted};
 use crate::proxy::client::ClientCache;
+use crate::route::headers::RouteHeaders;
 use crate::route::{HostTable, PathTable};
 use crate::site::{self, SiteService};
 use crate::supervise::Supervisor;
@@ -110,9 +111,11 @@ impl Snapshot {
                     config::Action::Proxy { upstream, .. } => upstream.as_str(),
                     _ => "",
                 };
+                let headers = route_headers(route);
                 let route_state = site::Route {
-                    action: action(route, &pools)?,
+                    action: action(route, &pools, headers.clone())?,
                     metrics: RouteMetrics::new(&site_label, &route.path, upstream),
+                    headers,
                 };
                 routes.push((route.path.clone(), route_state));
             }
@@ -178,9 +181,22 @@ impl Snapshot {
     }
 }
 
+/// A route's `[site.route.headers]`, or `None` when it has none (the
+/// request path then checks nothing).
+fn route_headers(route: &config::Route) -> Option<Arc<RouteHeaders>> {
+    let headers = RouteHeaders::new(
+        route
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str())),
+    );
+    (!headers.is_empty()).then(|| Arc::new(headers))
+}
+
 fn action(
     route: &config::Route,
     pools: &BTreeMap<String, Arc<Pool>>,
+    headers: Option<Arc<RouteHeaders>>,
 ) -> Result<site::Action, BuildError> {
     let route_error = |message: String| BuildError::Route {
         route: route.path.clone(),
@@ -203,7 +219,7 @@ fn action(
                 route: route.path.clone(),
                 source,
             })?;
-            site::Action::Static(Arc::new(files))
+            site::Action::Static(Arc::new(files.with_headers(headers)))
         }
         config::Action::Redirect { to, status } => site::Action::Redirect {
             status: StatusCode::from_u16(*status)

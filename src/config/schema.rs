@@ -171,6 +171,23 @@ pub struct Route {
     /// Flattened, so a route renders as it is written: `path`, `upstream`, ...
     #[serde(flatten)]
     pub action: Action,
+    /// `[site.route.headers]`: response headers set on the route's
+    /// answers, in the order written; an empty value removes one.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "ser_headers")]
+    pub headers: Vec<(String, String)>,
+}
+
+/// Route headers render as the table they were written as.
+fn ser_headers<S: serde::Serializer>(
+    headers: &[(String, String)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = serializer.serialize_map(Some(headers.len()))?;
+    for (name, value) in headers {
+        map.serialize_entry(name, value)?;
+    }
+    map.end()
 }
 
 /// What a route does. Exactly one of `upstream`, `static`, `redirect`,

@@ -24,6 +24,7 @@ const ROUTE_KEYS: &[&str] = &[
     "status",
     "respond",
     "content_type",
+    "headers",
 ];
 const ACTIONS: &[&str] = &["upstream", "static", "redirect", "respond"];
 const REDIRECT_CODES: &[i64] = &[301, 302, 303, 307, 308];
@@ -162,10 +163,12 @@ fn route(
         }
     };
     let action = action(ctx, &fields, upstreams);
+    let headers = route_headers(ctx, &fields);
     fields.finish(ctx);
     Some(Route {
         path: path?,
         action: action?,
+        headers,
     })
 }
 
@@ -275,6 +278,59 @@ fn action(ctx: &mut Ctx, fields: &Fields, upstreams: &[String]) -> Option<Action
             })
         }
     }
+}
+
+/// `[site.route.headers]`: valid names and values, none of those wharf
+/// must own (framing, `Date`, ids, HSTS), each name once.
+fn route_headers(ctx: &mut Ctx, fields: &Fields) -> Vec<(String, String)> {
+    let mut headers: Vec<(String, String)> = Vec::new();
+    let Some(e) = fields.get("headers") else {
+        return headers;
+    };
+    let Some(table) = e.item.as_table_like() else {
+        ctx.expected("a table", &e.key, e.item, &e.span);
+        return headers;
+    };
+    for inner in Fields::new(table, &e.key, e.span.clone(), &[]).all() {
+        let name = inner.key.rsplit('.').next().unwrap_or_default().to_string();
+        let Some(value) = ctx.string(&inner) else {
+            continue;
+        };
+        let lower = name.to_ascii_lowercase();
+        let problem = if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            Some((
+                format!("{name:?} is not a header name"),
+                "use letters, digits and - (e.g. \"Cache-Control\")".to_string(),
+            ))
+        } else if crate::route::headers::RESERVED.contains(&lower.as_str()) {
+            let fix = match lower.as_str() {
+                "strict-transport-security" => "set tls.hsts instead",
+                "content-encoding" | "vary" => "wharf compresses answers itself; remove it",
+                _ => "wharf sets it; remove it",
+            };
+            Some((
+                format!("{name:?} cannot be set by a route"),
+                fix.to_string(),
+            ))
+        } else if http::HeaderValue::from_str(&value).is_err() {
+            Some((
+                format!("{value:?} is not a valid header value"),
+                "use visible ASCII; no line breaks".to_string(),
+            ))
+        } else if headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+            Some((
+                format!("{name:?} is set twice (header names ignore case)"),
+                "keep one".to_string(),
+            ))
+        } else {
+            None
+        };
+        match problem {
+            Some((message, fix)) => ctx.error(&inner.key_span, &inner.key, message, Some(fix)),
+            None => headers.push((name, value)),
+        }
+    }
+    headers
 }
 
 /// `strip_prefix`: a route on `/` would take nothing off.

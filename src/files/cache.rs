@@ -29,6 +29,7 @@ use http_body_util::BodyExt;
 
 use crate::body::{self, Body};
 use crate::encode;
+use crate::route::headers::RouteHeaders;
 
 /// How long a kept answer is served without looking at the file.
 pub const FRESH_FOR: Duration = Duration::from_secs(1);
@@ -81,7 +82,12 @@ pub struct Entry {
 
 impl Entry {
     /// The kept answer, or a 304 when `If-None-Match` names its ETag.
-    pub fn respond(&self, if_none_match: Option<&HeaderValue>) -> Response<Body> {
+    /// `route`: the route's headers, which a 304 carries too.
+    pub fn respond(
+        &self,
+        if_none_match: Option<&HeaderValue>,
+        route: Option<&RouteHeaders>,
+    ) -> Response<Body> {
         if if_none_match.is_some_and(|value| super::etag_matches(value, &self.etag)) {
             let mut response = Response::new(body::empty());
             *response.status_mut() = StatusCode::NOT_MODIFIED;
@@ -90,6 +96,9 @@ impl Entry {
                 if let Some(value) = self.headers.get(&name) {
                     headers.insert(name, value.clone());
                 }
+            }
+            if let Some(route) = route {
+                route.apply(304, headers);
             }
             return response;
         }
@@ -106,15 +115,25 @@ impl Entry {
     /// [`Entry::respond`] as HTTP/1.1 for the fast path (`h1::kept`): the
     /// status line and headers, without the blank line that ends them,
     /// are appended to `out`; returns the status and the body to send.
-    pub fn write_h1(&self, out: &mut Vec<u8>, if_none_match: Option<&HeaderValue>) -> (u16, Bytes) {
+    /// `route`: the route's headers, which a 304 carries too.
+    pub fn write_h1(
+        &self,
+        out: &mut Vec<u8>,
+        if_none_match: Option<&HeaderValue>,
+        route: Option<&RouteHeaders>,
+    ) -> (u16, Bytes) {
         let not_modified =
             if_none_match.is_some_and(|value| super::etag_matches(value, &self.etag));
         if not_modified {
             out.extend_from_slice(b"HTTP/1.1 304 Not Modified\r\n");
             for name in [header::LAST_MODIFIED, header::ETAG, header::VARY] {
-                if let Some(value) = self.headers.get(&name) {
+                let replaced = route.is_some_and(|route| route.replaces(name.as_str().as_bytes()));
+                if let Some(value) = self.headers.get(&name).filter(|_| !replaced) {
                     write_field(out, name.as_str().as_bytes(), value.as_bytes());
                 }
+            }
+            if let Some(route) = route {
+                route.write(out);
             }
             return (304, Bytes::new());
         }

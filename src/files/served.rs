@@ -12,6 +12,7 @@ use tower_http::services::fs::ServeFileSystemResponseBody;
 
 use super::cache;
 use crate::body::{self, Body};
+use crate::route::headers::RouteHeaders;
 
 /// Mirrors ServeDir's choice: a directory means its `index.html`; a content
 /// encoding means the `.gz`/`.br` sibling; a missing file in SPA mode means
@@ -73,11 +74,13 @@ pub(super) fn checked_etag(
     Some((HeaderValue::from_str(&etag).ok()?, validator))
 }
 
-/// Adds ETag and Vary, and turns a matching If-None-Match into a 304.
+/// Adds ETag and Vary (and the route's headers), and turns a matching
+/// If-None-Match into a 304.
 pub(super) fn finish(
     response: Response<ServeFileSystemResponseBody>,
     etag: HeaderValue,
     if_none_match: Option<&HeaderValue>,
+    route: Option<&RouteHeaders>,
 ) -> Response<Body> {
     let status = response.status();
     let cacheable = matches!(
@@ -102,6 +105,9 @@ pub(super) fn finish(
         headers.insert(header::ETAG, etag);
         headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
         utf8_text(headers);
+    }
+    if let Some(route) = route {
+        route.apply(response.status().as_u16(), response.headers_mut());
     }
     response
 }

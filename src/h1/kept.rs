@@ -64,7 +64,7 @@ pub(crate) async fn answer<S: Transport>(
         .find(|field| head.name(field).eq_ignore_ascii_case(b"if-none-match"))
         .and_then(|field| head.header_value(field));
     let mut out = Vec::with_capacity(512 + entry_len(&entry));
-    let (status, body) = entry.write_h1(&mut out, if_none_match.as_ref());
+    let (status, body) = entry.write_h1(&mut out, if_none_match.as_ref(), kept.files.headers());
     head::write_date(&mut out);
     let close = head.close || cx.closing;
     head::write_extra(
@@ -75,6 +75,8 @@ pub(crate) async fn answer<S: Transport>(
             close,
             head_request: false,
             compress: false,
+            // The kept answer carries the route's headers already.
+            route: None,
         },
     );
     let mut answered = request::answered(started, status, None);

@@ -304,6 +304,8 @@ pub(crate) struct Target {
     pub metrics: crate::observe::metrics::RouteMetrics,
     /// `strip_prefix`: the route's path, taken off the request's.
     pub strip: Option<Arc<str>>,
+    /// The route's `[site.route.headers]`.
+    pub headers: Option<Arc<crate::route::headers::RouteHeaders>>,
 }
 
 /// What answers a request on the fast path.
@@ -338,6 +340,7 @@ fn relayable(
                 pool: pool.clone(),
                 metrics: route.metrics.clone(),
                 strip: strip.clone(),
+                headers: route.headers.clone(),
             })
         }
         Action::Static(files) if head.method == http::Method::GET && head.content_length == 0 => {

@@ -14,6 +14,7 @@ mod framing;
 mod headers;
 mod protocols;
 mod reuse;
+mod route_headers;
 mod strip_prefix;
 
 use std::time::Duration;

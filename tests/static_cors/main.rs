@@ -13,6 +13,7 @@ mod compression;
 mod cors;
 mod hosts;
 mod redirects;
+mod route_headers;
 mod static_files;
 mod traversal;
 

@@ -140,6 +140,7 @@ pub(crate) async fn relay<S: Transport>(
                         close: true,
                         head_request: false,
                         compress: false,
+                        route: None,
                     },
                     &[],
                 );
@@ -167,6 +168,7 @@ pub(crate) async fn relay<S: Transport>(
         close: !keep_alive,
         head_request,
         compress: head.compress,
+        route: target.headers.as_deref(),
     };
     // A body not read to the end leaves the connection unusable.
     let usable_after = |payload: &Payload| {

@@ -44,6 +44,9 @@ pub fn response_parts(buf: &[u8], extra: &Extra<'_>) -> Option<(http::response::
         let value = HeaderValue::from_bytes(field.value).ok()?;
         parts.headers.append(name, value);
     }
+    if let Some(route) = extra.route {
+        route.apply(parts.status.as_u16(), &mut parts.headers);
+    }
     Some((parts, response.reason.unwrap_or("").to_string()))
 }
 

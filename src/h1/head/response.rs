@@ -8,6 +8,7 @@ use http::header::HeaderValue;
 
 use super::write::write_extra;
 use super::{all_bytes, parse_length, token_is, MAX_HEADERS};
+use crate::route::headers::RouteHeaders;
 
 /// How a response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +58,9 @@ pub struct Extra<'a> {
     pub head_request: bool,
     /// The client accepts compression (`RequestHead::compress`).
     pub compress: bool,
+    /// The route's `[site.route.headers]`, set on an upstream's answer
+    /// when its status takes them (not on wharf's own answers).
+    pub route: Option<&'a RouteHeaders>,
 }
 
 /// The outcome of parsing the start of the upstream buffer.
@@ -183,6 +187,7 @@ pub fn parse_response(
         }));
     }
 
+    let route = extra.route.filter(|_| RouteHeaders::apply_to(status));
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(&status_digits(status));
     out.extend_from_slice(b" ");
@@ -190,7 +195,9 @@ pub fn parse_response(
     out.extend_from_slice(b"\r\n");
     for (field, &kind) in response.headers.iter().zip(names.iter()) {
         let name = field.name.as_bytes();
-        if !relayed(kind, name, &listed[..listed_count], transfer_encoded, extra) {
+        if !relayed(kind, name, &listed[..listed_count], transfer_encoded, extra)
+            || route.is_some_and(|route| route.replaces(name))
+        {
             continue;
         }
         if status == 204 && kind == Name::ContentLength {
@@ -215,6 +222,9 @@ pub fn parse_response(
         // RFC 9110 6.6.1: a proxy forwarding a response without a Date
         // adds the time it received it.
         super::write_date(out);
+    }
+    if let Some(route) = route {
+        route.write(out);
     }
     write_extra(out, extra);
 

@@ -11,6 +11,7 @@ mod cors;
 mod error;
 mod interpolate;
 mod render;
+mod route;
 pub mod schema;
 mod server;
 mod site;

@@ -285,5 +285,9 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    // A site's error page may stand in for it.
+    response
+        .extensions_mut()
+        .insert(crate::site::error_pages::Generated);
     response
 }

@@ -6,6 +6,7 @@
 use http::{header, HeaderValue, Response, StatusCode};
 
 use crate::body::{self, Body};
+use crate::site::error_pages::Generated;
 
 /// A short plain-text response such as `502 Bad Gateway`.
 pub fn status(code: StatusCode) -> Response<Body> {
@@ -20,6 +21,8 @@ pub fn status(code: StatusCode) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    // A site's error page may stand in for it.
+    response.extensions_mut().insert(Generated);
     response
 }
 

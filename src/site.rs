@@ -7,6 +7,7 @@
 //! preflights are answered by the CORS layer and never reach an upstream.
 
 mod compress;
+pub mod error_pages;
 
 use compress::{
     add_vary_accept_encoding, compress_whole, layer_touches, weaken_etag_if_compressed,
@@ -69,6 +70,8 @@ pub struct Route {
 
 /// The routes of one site.
 pub struct Routes {
+    /// `error_pages`: the site's pages for wharf's own error answers.
+    pub error_pages: Option<Arc<error_pages::ErrorPages>>,
     pub table: PathTable<Route>,
     pub max_body_size: u64,
 }
@@ -253,6 +256,9 @@ impl Routes {
                 headers.apply(status, response.headers_mut());
             }
         }
-        response
+        match &self.error_pages {
+            Some(pages) if response.status().as_u16() >= 400 => pages.apply(response),
+            _ => response,
+        }
     }
 }

@@ -26,6 +26,7 @@ use crate::observe::request::{self, Unrouted};
 use crate::proxy::client::ClientCache;
 use crate::route::headers::RouteHeaders;
 use crate::route::{HostTable, PathTable};
+use crate::site::error_pages::ErrorPages;
 use crate::site::{self, SiteService};
 use crate::supervise::Supervisor;
 
@@ -45,6 +46,11 @@ pub enum BuildError {
     },
     #[error("route {route}: {message}")]
     Route { route: String, message: String },
+    #[error("error pages in {path} cannot be read: {source}; check site.error_pages and the files in it")]
+    ErrorPages {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Everything the request path reads, immutable once built.
@@ -119,9 +125,19 @@ impl Snapshot {
                 };
                 routes.push((route.path.clone(), route_state));
             }
+            let error_pages = match &site.error_pages {
+                Some(dir) => Some(Arc::new(ErrorPages::load(dir).map_err(|source| {
+                    BuildError::ErrorPages {
+                        path: dir.display().to_string(),
+                        source,
+                    }
+                })?)),
+                None => None,
+            };
             let routes = Arc::new(site::Routes {
                 table: PathTable::new(routes),
                 max_body_size: config.server.max_body_size,
+                error_pages,
             });
             fast.push(site.cors.is_none().then(|| routes.clone()));
             sites.push(site::service(routes, site.cors.as_ref()));

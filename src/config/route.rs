@@ -280,7 +280,7 @@ fn status(ctx: &mut Ctx, fields: &Fields, default: u16, codes: Option<&[i64]>) -
 }
 
 /// Resolves a static directory against the config file's directory.
-fn static_dir(ctx: &mut Ctx, entry: &Entry, dir: &str) -> Option<PathBuf> {
+pub(super) fn static_dir(ctx: &mut Ctx, entry: &Entry, dir: &str) -> Option<PathBuf> {
     // Drop `.` components so the printed config shows a clean path.
     let root: PathBuf = ctx
         .base_dir

@@ -149,6 +149,10 @@ pub struct Site {
     #[serde(rename = "route")]
     pub routes: Vec<Route>,
     pub cors: Option<Cors>,
+    /// `error_pages`: a directory of `404.html`, `502.html`, `5xx.html`...
+    /// (absolute) for wharf's own error answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_pages: Option<PathBuf>,
 }
 
 /// One entry of `hosts`.

@@ -11,7 +11,7 @@ use super::route::{route, ROUTE_KEYS};
 use super::schema::{HostPattern, Site};
 use super::walk::{Ctx, Entry, Fields, Span};
 
-const SITE_KEYS: &[&str] = &["hosts", "route", "cors"];
+const SITE_KEYS: &[&str] = &["hosts", "route", "cors", "error_pages"];
 
 pub(crate) fn sites(ctx: &mut Ctx, entry: Option<Entry>, upstreams: &[String]) -> Vec<Site> {
     let Some(entry) = entry else {
@@ -31,11 +31,13 @@ pub(crate) fn sites(ctx: &mut Ctx, entry: Option<Entry>, upstreams: &[String]) -
             }
         }
         let cors = fields.get("cors").and_then(|e| super::cors::cors(ctx, &e));
+        let error_pages = fields.get("error_pages").and_then(|e| error_pages(ctx, &e));
         fields.finish(ctx);
         sites.push(Site {
             hosts,
             routes,
             cors,
+            error_pages,
         });
     }
     sites
@@ -109,4 +111,22 @@ fn host_pattern(ctx: &mut Ctx, key: &str, text: &str, span: &Span) -> Option<Hos
     } else {
         HostPattern::Exact(name.to_string())
     })
+}
+
+/// `error_pages`: a directory holding at least one page wharf would use,
+/// each small enough to keep in memory.
+fn error_pages(ctx: &mut Ctx, entry: &Entry) -> Option<std::path::PathBuf> {
+    let dir = ctx.string(entry)?;
+    let path = super::route::static_dir(ctx, entry, &dir)?;
+    let problem = match crate::site::error_pages::ErrorPages::load(&path) {
+        Ok(pages) if pages.is_empty() => format!(
+            "`{}` holds no error page: none of 404.html, 502.html, 4xx.html, 5xx.html...",
+            path.display()
+        ),
+        Ok(_) => return Some(path),
+        Err(error) => format!("cannot read `{}`: {error}", path.display()),
+    };
+    let fix = "name the pages after the status they answer (502.html), or a class (5xx.html)";
+    ctx.error(&entry.span, &entry.key, problem, Some(fix.to_string()));
+    None
 }

@@ -77,6 +77,7 @@ pub(crate) async fn answer<S: Transport>(
             compress: false,
             // The kept answer carries the route's headers already.
             route: None,
+            pages: None,
         },
     );
     let mut answered = request::answered(started, status, None);

@@ -9,6 +9,7 @@
 mod support;
 
 mod bodies;
+mod error_pages;
 mod errors;
 mod framing;
 mod headers;

@@ -70,6 +70,14 @@ pub(crate) struct Context {
     pub closing: bool,
 }
 
+impl Context {
+    /// The site's `error_pages`, for wharf's own error answers.
+    pub(crate) fn error_pages(&self) -> Option<&crate::site::error_pages::ErrorPages> {
+        let routes = self.snapshot.fast.get(self.site)?.as_ref()?;
+        routes.error_pages.as_deref()
+    }
+}
+
 /// Relays one request and its response. Returns whether the client
 /// connection can carry another request.
 pub(crate) async fn relay<S: Transport>(
@@ -141,6 +149,7 @@ pub(crate) async fn relay<S: Transport>(
                         head_request: false,
                         compress: false,
                         route: None,
+                        pages: cx.error_pages(),
                     },
                     &[],
                 );
@@ -169,6 +178,7 @@ pub(crate) async fn relay<S: Transport>(
         head_request,
         compress: head.compress,
         route: target.headers.as_deref(),
+        pages: cx.error_pages(),
     };
     // A body not read to the end leaves the connection unusable.
     let usable_after = |payload: &Payload| {

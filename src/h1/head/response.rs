@@ -9,6 +9,7 @@ use http::header::HeaderValue;
 use super::write::write_extra;
 use super::{all_bytes, parse_length, token_is, MAX_HEADERS};
 use crate::route::headers::RouteHeaders;
+use crate::site::error_pages::ErrorPages;
 
 /// How a response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +62,9 @@ pub struct Extra<'a> {
     /// The route's `[site.route.headers]`, set on an upstream's answer
     /// when its status takes them (not on wharf's own answers).
     pub route: Option<&'a RouteHeaders>,
+    /// The site's `error_pages`, for wharf's own error answers
+    /// (`write_status`).
+    pub pages: Option<&'a ErrorPages>,
 }
 
 /// The outcome of parsing the start of the upstream buffer.

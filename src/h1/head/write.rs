@@ -19,7 +19,8 @@ pub fn write_extra(out: &mut Vec<u8>, extra: &Extra<'_>) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// A short plain-text response like `response::status`, written whole.
+/// A short plain-text response like `response::status`, written whole;
+/// or the site's error page for the status, as the general path gives it.
 pub fn write_status(
     out: &mut Vec<u8>,
     status: http::StatusCode,
@@ -27,9 +28,19 @@ pub fn write_status(
     more: &[(&str, &str)],
 ) {
     let reason = status.canonical_reason().unwrap_or("");
-    let body = format!("{} {}\n", status.as_u16(), reason);
+    let page = extra.pages.and_then(|pages| pages.page(status.as_u16()));
+    let plain;
+    let (body, content_type): (&[u8], &[u8]) = match page {
+        Some(page) => (page, b"text/html; charset=utf-8"),
+        None => {
+            plain = format!("{} {}\n", status.as_u16(), reason);
+            (plain.as_bytes(), b"text/plain; charset=utf-8")
+        }
+    };
     out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", status.as_u16(), reason).as_bytes());
-    out.extend_from_slice(b"content-type: text/plain; charset=utf-8\r\n");
+    out.extend_from_slice(b"content-type: ");
+    out.extend_from_slice(content_type);
+    out.extend_from_slice(b"\r\n");
     write_date(out);
     out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
     for (name, value) in more {
@@ -37,7 +48,7 @@ pub fn write_status(
     }
     write_extra(out, extra);
     if !extra.head_request {
-        out.extend_from_slice(body.as_bytes());
+        out.extend_from_slice(body);
     }
 }
 

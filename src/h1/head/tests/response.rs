@@ -11,6 +11,7 @@ fn response(text: &str, head_request: bool) -> (ResponseHead, String) {
     let id = HeaderValue::from_static("req-1");
     let extra = Extra {
         route: None,
+        pages: None,
         request_id: &id,
         hsts: None,
         close: false,
@@ -29,6 +30,7 @@ fn a_status_under_100_is_refused_not_relayed() {
     let id = HeaderValue::from_static("req-1");
     let extra = Extra {
         route: None,
+        pages: None,
         request_id: &id,
         hsts: None,
         close: false,
@@ -189,6 +191,7 @@ fn every_hop_by_hop_name_is_dropped_in_any_case_and_others_kept() {
     let hsts = HeaderValue::from_static("max-age=63072000");
     let extra = Extra {
         route: None,
+        pages: None,
         request_id: &id,
         hsts: Some(&hsts),
         close: false,

@@ -6,6 +6,7 @@
 //! redirect, fixed response), compressed when the client accepts it. CORS
 //! preflights are answered by the CORS layer and never reach an upstream.
 
+pub mod basic_auth;
 mod compress;
 pub mod error_pages;
 
@@ -61,11 +62,13 @@ pub enum Action {
 }
 
 /// One route: what it does, the handles its requests are counted with,
-/// and the headers it sets on its answers.
+/// the headers it sets on its answers, and who may ask.
 pub struct Route {
     pub action: Action,
     pub metrics: RouteMetrics,
     pub headers: Option<Arc<RouteHeaders>>,
+    /// `basic_auth`: such a route is never answered by the fast path.
+    pub auth: Option<basic_auth::BasicAuth>,
 }
 
 /// The routes of one site.
@@ -183,7 +186,16 @@ impl Service<Request<Incoming>> for Handler {
 }
 
 impl Routes {
+    /// The route's answer, wharf's own errors in the site's pages.
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let response = self.answer(req).await;
+        match &self.error_pages {
+            Some(pages) if response.status().as_u16() >= 400 => pages.apply(response),
+            _ => response,
+        }
+    }
+
+    async fn answer(&self, req: Request<Incoming>) -> Response<Body> {
         // Uri clones share their bytes; this frees `req` to move on.
         let uri = req.uri().clone();
         let Some(matched) = self.table.lookup(uri.path()) else {
@@ -194,6 +206,11 @@ impl Routes {
         // also if the client leaves before the answer.
         if let Some(slot) = req.extensions().get::<RouteSlot>() {
             slot.set(&route.metrics);
+        }
+        if let Some(auth) = &route.auth {
+            if let Err(challenge) = auth.check(req.headers()).await {
+                return challenge;
+            }
         }
         let mut response = match &route.action {
             // Boxed: the proxy's futures are kilobytes; other routes'
@@ -256,9 +273,6 @@ impl Routes {
                 headers.apply(status, response.headers_mut());
             }
         }
-        match &self.error_pages {
-            Some(pages) if response.status().as_u16() >= 400 => pages.apply(response),
-            _ => response,
-        }
+        response
     }
 }

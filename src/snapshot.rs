@@ -122,6 +122,9 @@ impl Snapshot {
                     action: action(route, &pools, headers.clone())?,
                     metrics: RouteMetrics::new(&site_label, &route.path, upstream),
                     headers,
+                    auth: route.basic_auth.as_ref().map(|auth| {
+                        site::basic_auth::BasicAuth::new(&auth.realm, auth.users.clone())
+                    }),
                 };
                 routes.push((route.path.clone(), route_state));
             }

@@ -8,6 +8,7 @@ mod deploy;
 mod doctor;
 mod echo;
 mod export;
+mod hash_password;
 mod reload;
 mod run;
 mod status;
@@ -180,6 +181,18 @@ pub enum Command {
         #[arg(long)]
         uninstall: bool,
     },
+    /// Print the bcrypt hash of a password, for
+    /// `[site.route.basic_auth.users]` (like `caddy hash-password`).
+    ///
+    /// Example:
+    ///   wharf hash-password                    # asks twice, without echo
+    ///   printf '%s\n' "$PW" | wharf hash-password
+    #[command(verbatim_doc_comment)]
+    HashPassword {
+        /// bcrypt cost: each step doubles the time a check takes.
+        #[arg(long, default_value_t = 12)]
+        cost: u32,
+    },
     /// Ask a running wharf to reload its config (through the admin API).
     ///
     /// Example:
@@ -220,6 +233,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         } => status::status(config.as_deref(), admin, token, json),
         Command::Export { target } => export::export(target),
         Command::Trust { config, uninstall } => trust::trust(&config, uninstall),
+        Command::HashPassword { cost } => hash_password::hash_password(cost),
         Command::Deploy { app, config, admin } => deploy::deploy(config.as_deref(), admin, &app),
     };
     match result {

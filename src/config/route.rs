@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::error::closest;
-use super::schema::{defaults, Action, Route};
+use super::schema::{defaults, Action, BasicAuth, Route};
 use super::walk::{Ctx, Entry, Fields};
 
 pub(super) const ROUTE_KEYS: &[&str] = &[
@@ -23,6 +23,7 @@ pub(super) const ROUTE_KEYS: &[&str] = &[
     "respond",
     "content_type",
     "headers",
+    "basic_auth",
 ];
 const ACTIONS: &[&str] = &["upstream", "static", "redirect", "respond"];
 const REDIRECT_CODES: &[i64] = &[301, 302, 303, 307, 308];
@@ -64,11 +65,13 @@ pub(super) fn route(
     };
     let action = action(ctx, &fields, upstreams);
     let headers = route_headers(ctx, &fields);
+    let basic_auth = fields.get("basic_auth").and_then(|e| basic_auth(ctx, &e));
     fields.finish(ctx);
     Some(Route {
         path: path?,
         action: action?,
         headers,
+        basic_auth,
     })
 }
 
@@ -299,4 +302,87 @@ pub(super) fn static_dir(ctx: &mut Ctx, entry: &Entry, dir: &str) -> Option<Path
     );
     ctx.error(&entry.span, &entry.key, problem, Some(fix));
     None
+}
+
+const BASIC_AUTH_KEYS: &[&str] = &["realm", "users"];
+
+/// `[site.route.basic_auth]`: a realm and at least one user, each with a
+/// bcrypt hash (`wharf hash-password`, `htpasswd -nbB`, `caddy
+/// hash-password`).
+fn basic_auth(ctx: &mut Ctx, entry: &Entry) -> Option<BasicAuth> {
+    let Some(table) = entry.item.as_table_like() else {
+        ctx.expected("a table", &entry.key, entry.item, &entry.span);
+        return None;
+    };
+    let fields = Fields::new(table, &entry.key, entry.span.clone(), BASIC_AUTH_KEYS);
+    let realm = match fields.get("realm") {
+        Some(e) => {
+            let realm = ctx.string(&e)?;
+            if realm.is_empty()
+                || realm
+                    .chars()
+                    .any(|c| c.is_control() || c == '"' || c == '\\')
+            {
+                let fix = "write a short name without quotes, e.g. \"staging\"";
+                ctx.error(
+                    &e.span,
+                    &e.key,
+                    format!("{realm:?} cannot be a realm"),
+                    Some(fix.into()),
+                );
+                return None;
+            }
+            realm
+        }
+        None => "restricted".to_string(),
+    };
+    let mut users = Vec::new();
+    match fields.get("users") {
+        Some(e) => match e.item.as_table_like() {
+            Some(list) => {
+                for user in Fields::new(list, &e.key, e.span.clone(), &[]).all() {
+                    let name = user.key.rsplit('.').next().unwrap_or_default().to_string();
+                    let Some(hash) = ctx.string(&user) else {
+                        continue;
+                    };
+                    if name.is_empty() || name.contains(':') {
+                        let fix = "a user name cannot be empty or contain `:`";
+                        ctx.error(
+                            &user.key_span,
+                            &user.key,
+                            format!("{name:?} is not a user name"),
+                            Some(fix.into()),
+                        );
+                    } else if !crate::site::basic_auth::is_bcrypt(&hash) {
+                        let fix = "give a bcrypt hash ($2b$...): `wharf hash-password` prints one";
+                        ctx.error(
+                            &user.span,
+                            &user.key,
+                            "is not a bcrypt hash".into(),
+                            Some(fix.into()),
+                        );
+                    } else {
+                        users.push((name, hash));
+                    }
+                }
+                if list.is_empty() {
+                    let fix =
+                        "add a user: name = \"$2b$...\" (`wharf hash-password` makes the hash)";
+                    ctx.error(&e.span, &e.key, "has no user".into(), Some(fix.into()));
+                }
+            }
+            None => ctx.expected("a table", &e.key, e.item, &e.span),
+        },
+        None => {
+            let fix = "add [site.route.basic_auth.users] with name = \"$2b$...\"";
+            ctx.error(
+                &entry.span,
+                &fields.key("users"),
+                "is missing".into(),
+                Some(fix.into()),
+            );
+        }
+    }
+    fields.finish(ctx);
+    (!users.is_empty()).then_some(BasicAuth { realm, users })
 }

@@ -179,6 +179,19 @@ pub struct Route {
     /// answers, in the order written; an empty value removes one.
     #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "ser_headers")]
     pub headers: Vec<(String, String)>,
+    /// `[site.route.basic_auth]`: the route asks for a user and password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth>,
+}
+
+/// `[site.route.basic_auth]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BasicAuth {
+    /// Shown by the browser's login prompt.
+    pub realm: String,
+    /// (user, bcrypt hash), in the order written.
+    #[serde(serialize_with = "ser_headers")]
+    pub users: Vec<(String, String)>,
 }
 
 /// Route headers render as the table they were written as.

@@ -334,6 +334,10 @@ fn relayable(
     let routes = snapshot.fast.get(site)?.as_ref()?;
     let matched = routes.table.lookup(path)?;
     let route = matched.value;
+    // Only the general path checks credentials.
+    if route.auth.is_some() {
+        return None;
+    }
     let destination = match &route.action {
         Action::Proxy { pool, strip } if head.content_length <= routes.max_body_size => {
             Destination::Upstream(Target {

@@ -8,6 +8,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod basic_auth;
 mod bodies;
 mod error_pages;
 mod errors;

@@ -83,6 +83,9 @@ fn loadable_here(example: &str, dir: &Path, cert: &str, key: &str) -> String {
     let secret = dir.join("db-password");
     std::fs::write(&secret, "s3cret\n").expect("write secret");
     std::fs::create_dir_all(dir.join("static")).expect("static dir");
+    std::fs::create_dir_all(dir.join("dist/assets")).expect("assets dir");
+    std::fs::create_dir_all(dir.join("errors")).expect("errors dir");
+    std::fs::write(dir.join("errors/5xx.html"), "<h1>down</h1>").expect("error page");
     std::fs::copy(cert, dir.join("ca.pem")).expect("ca.pem");
     let mut text = example
         .replace("/run/secrets/db", &secret.display().to_string())

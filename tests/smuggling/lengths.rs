@@ -1,6 +1,8 @@
 //! Content-Length values (RFC 9112 6.3, RFC 9110 8.6): one length, made
 //! of digits, fitting in 64 bits. Anything else is refused, since no
-//! length can be trusted then; the same value twice is one length.
+//! length can be trusted then; the same value twice is one length. And
+//! a `Connection` option naming a framing field never takes it away
+//! from the body it frames.
 
 use super::*;
 
@@ -98,6 +100,54 @@ async fn a_length_over_the_body_limit_is_refused_and_the_connection_closes() {
                 "u64::MAX",
                 with_lengths("Content-Length: 18446744073709551615\r\n"),
                 Expect::Refused(&[431]),
+            ),
+        ])
+        .await;
+}
+
+/// A body that frames as a request when it is sent without its length.
+const INNER: &str = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+
+#[tokio::test]
+async fn a_connection_option_never_takes_the_length_from_its_body() {
+    let setup = Setup::start().await;
+    let inner = Expect::Forwarded {
+        body: INNER.as_bytes(),
+        close: false,
+        check: |seen| match seen.all("content-length").as_slice() {
+            ["35"] => Ok(()),
+            lengths => Err(format!("forwarded Content-Length {lengths:?}")),
+        },
+    };
+    setup
+        .check(&[
+            case(
+                "Connection: Content-Length",
+                format!(
+                    "POST /first HTTP/1.1\r\nHost: {{host}}\r\nConnection: Content-Length\r\n\
+                     Content-Length: 35\r\n\r\n{INNER}"
+                ),
+                inner,
+            ),
+            case(
+                "Connection: keep-alive, content-length",
+                format!(
+                    "POST /first HTTP/1.1\r\nHost: {{host}}\r\nContent-Length: 35\r\n\
+                     Connection: keep-alive, content-length\r\n\r\n{INNER}"
+                ),
+                inner,
+            ),
+            case(
+                "Connection: Host",
+                "POST /first HTTP/1.1\r\nHost: {host}\r\nConnection: Host\r\n\
+                 Content-Length: 5\r\n\r\nhello",
+                forwarded(b"hello"),
+            ),
+            case(
+                "Connection: Transfer-Encoding",
+                "POST /first HTTP/1.1\r\nHost: {host}\r\nConnection: Transfer-Encoding\r\n\
+                 Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+                forwarded(b"hello"),
             ),
         ])
         .await;

@@ -97,6 +97,11 @@ async fn a_missing_doubled_or_invalid_host_is_refused() {
                 bad,
             ),
             case(
+                "a backslash",
+                "GET /first HTTP/1.1\r\nHost: {host}\\x\r\n\r\n",
+                bad,
+            ),
+            case(
                 "a bad port",
                 "GET /first HTTP/1.1\r\nHost: {host}:x\r\n\r\n",
                 bad,

@@ -96,6 +96,61 @@ pub(crate) fn strip_port(host: &str) -> &str {
     }
 }
 
+/// The bytes a `Host` name may hold (RFC 3986 reg-name: unreserved,
+/// percent-encoded, sub-delims), and bytes above ASCII, which a raw
+/// international name arrives as and no parser reads as a delimiter.
+const HOST_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric()
+            || b >= 0x80
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            );
+        byte += 1;
+    }
+    table
+};
+
+/// Whether `value` is a `Host` field value (RFC 9112 3.2): empty, or
+/// `uri-host [ ":" port ]`, where the host is a name or an IP literal in
+/// brackets. No userinfo, path, whitespace or quote: a `Host` a backend
+/// could split differently from wharf is answered 400, never routed.
+pub(crate) fn valid_host(value: &[u8]) -> bool {
+    let (host, port) = match value.iter().rposition(|&b| b == b':') {
+        // An IPv6 literal holds colons of its own.
+        Some(colon) if value.last() != Some(&b']') => (&value[..colon], &value[colon + 1..]),
+        _ => (value, &[][..]),
+    };
+    port.iter().all(u8::is_ascii_digit)
+        && match host {
+            [b'[', literal @ .., b']'] => {
+                !literal.is_empty()
+                    && literal
+                        .iter()
+                        .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+            }
+            _ => host.iter().all(|&b| HOST_BYTES[usize::from(b)]),
+        }
+}
+
 /// Path-prefix lookup inside one site.
 #[derive(Debug)]
 pub struct PathTable<T> {
@@ -189,6 +244,44 @@ mod tests {
             ("", ""),
         ] {
             assert_eq!(strip_port(host), bare, "{host}");
+        }
+    }
+
+    #[test]
+    fn hosts_are_valid_only_as_rfc_9112_writes_them() {
+        for host in [
+            "",
+            "example.com",
+            "example.com:8080",
+            "example.com:",
+            "[::1]",
+            "[::1]:8080",
+            "127.0.0.1:80",
+            "xn--caf-dma.example",
+            "é.example",
+            "a_b.example",
+        ] {
+            assert!(valid_host(host.as_bytes()), "{host:?} is valid");
+        }
+        for host in [
+            "user@example.com",
+            "user:pass@example.com",
+            "example.com/x",
+            "a b",
+            "example.com\"",
+            "example.com:x",
+            "example.com:80:80",
+            "[::1",
+            "[]",
+            "[::1]x",
+            "[v1.x]",
+            "example.com?",
+            "example.com#",
+            "exa\\mple",
+            "<a>",
+            "a\tb",
+        ] {
+            assert!(!valid_host(host.as_bytes()), "{host:?} is not valid");
         }
     }
 

@@ -32,7 +32,9 @@ pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
-/// Removes hop-by-hop headers, including every header named in `Connection`.
+/// Removes hop-by-hop headers, including every header named in `Connection`
+/// but `Content-Length`: sent on without it, the body would be read as the
+/// next request (the fast path writes the head this rewrites as it is).
 /// `Upgrade` is removed too; the caller puts it back for upgrade requests.
 /// `TE: trailers` is kept, since gRPC needs it end to end.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -66,6 +68,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             !token.is_empty()
                 && !token.eq_ignore_ascii_case("keep-alive")
                 && !token.eq_ignore_ascii_case("upgrade")
+                && !token.eq_ignore_ascii_case("content-length")
         })
         .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .filter(|name| headers.contains_key(name))
@@ -318,6 +321,13 @@ mod tests {
         strip_hop_by_hop(&mut map);
         assert_eq!(map.len(), 1, "{map:?}");
         assert_eq!(map["x-kept"], "yes");
+    }
+
+    #[test]
+    fn connection_never_takes_the_length_away() {
+        let mut map = h(&[("connection", "Content-Length"), ("content-length", "35")]);
+        strip_hop_by_hop(&mut map);
+        assert_eq!(map.len(), 1, "{map:?}");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! and shutdown handling, and the entry point of every request (`route`).
 //! What HTTPS adds per request (ACME challenges, the redirect, HSTS) lives
 //! in `tls::policy`; `route` only calls it. How a connection knows it has
-//! gone idle is in `conn/idle.rs`.
+//! gone idle is in `conn/idle.rs`; which HTTP/1 requests are refused
+//! before routing (`Host`, transfer codings) in `conn/framing.rs`.
 //!
 //! Each request loads the current snapshot once, so a reload never changes
 //! the rules under a request already in flight.
@@ -31,6 +32,7 @@ use crate::response;
 use crate::snapshot::Snapshot;
 use crate::tls;
 
+mod framing;
 mod idle;
 
 use idle::{idle, now_ms, Tracked};
@@ -143,8 +145,9 @@ fn route(
     scheme: &'static str,
     server: &Arc<Server>,
 ) -> Answer {
-    let early = if bad_host(&req) {
-        Some(response::status(StatusCode::BAD_REQUEST))
+    let early = if let Some(status) = framing::refused(&req) {
+        tracing::debug!(peer = %peer, status = status.as_u16(), "request refused: Host or framing");
+        Some(framing::refusal(status))
     } else {
         match scheme {
             "http" => tls::intercept(&req, &server.tls),
@@ -167,22 +170,6 @@ fn route(
         }
         response
     })
-}
-
-/// RFC 9112 3.2: an HTTP/1.1 request without `Host` (and no authority in
-/// its target), or an HTTP/1 request with more than one, is answered 400,
-/// not routed as if it had asked for no host. HTTP/2 names its authority
-/// in `:authority`.
-fn bad_host<B>(req: &Request<B>) -> bool {
-    if req.version() > http::Version::HTTP_11 {
-        return false;
-    }
-    let mut hosts = req.headers().get_all(header::HOST).iter();
-    let first = hosts.next();
-    if hosts.next().is_some() {
-        return true;
-    }
-    first.is_none() && req.version() == http::Version::HTTP_11 && req.uri().authority().is_none()
 }
 
 /// How a request is answered after [`begin`].

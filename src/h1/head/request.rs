@@ -9,6 +9,7 @@ use http::uri::{Authority, PathAndQuery};
 use http::Method;
 
 use super::{all_bytes, parse_length, token_is, MAX_HEADERS};
+use crate::route::valid_host;
 
 /// A request head the fast path can relay.
 #[derive(Debug)]
@@ -239,16 +240,19 @@ pub fn parse_request(buf: &mut BytesMut, max_head: usize) -> Parsed {
             value: span(value),
         });
     }
+    // hyper answers 400 for a `Host` that is no `host[:port]` (one with
+    // userinfo, say), and serves an empty one as the general path does.
+    let Some(host) = host.filter(|host| valid_host(host)) else {
+        return Parsed::Unusual;
+    };
     // Copied out rather than split off: the read buffer then keeps its
     // memory alone, and the next read reuses it instead of allocating.
     let head = Bytes::copy_from_slice(&buf[..len]);
-    // hyper answers 400 for a target `http` cannot represent, and serves
-    // a `Host` that is no authority (empty, say) as the general path does.
+    // hyper answers 400 for a target `http` cannot represent.
     let Ok(target) = PathAndQuery::from_maybe_shared(head.slice(span(target.as_bytes()))) else {
         return Parsed::Unusual;
     };
-    let Some(Ok(host)) = host.map(|host| Authority::from_maybe_shared(head.slice(span(host))))
-    else {
+    let Ok(host) = Authority::from_maybe_shared(head.slice(span(host))) else {
         return Parsed::Unusual;
     };
     buf.advance(len);

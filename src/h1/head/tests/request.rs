@@ -67,6 +67,9 @@ fn unusual_requests_go_to_hyper_untouched() {
         "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: é.example\r\n\r\n",
+        // A `Host` that is an authority, but no `host[:port]`.
+        "GET / HTTP/1.1\r\nHost: user@a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: user:secret@a:80\r\n\r\n",
     ] {
         let mut buf = BytesMut::from(text.as_bytes());
         assert!(

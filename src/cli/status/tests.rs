@@ -1,4 +1,5 @@
 //! How `wharf status` draws its tables.
+
 use super::*;
 use crate::observe::status::{ServerStatus, Traffic, UpstreamStatus};
 

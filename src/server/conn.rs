@@ -147,7 +147,7 @@ fn route(
 ) -> Answer {
     let early = if let Some(status) = framing::refused(&req) {
         tracing::debug!(peer = %peer, status = status.as_u16(), "request refused: Host or framing");
-        Some(framing::refusal(status))
+        Some(framing::refusal(status, req.version()))
     } else {
         match scheme {
             "http" => tls::intercept(&req, &server.tls),

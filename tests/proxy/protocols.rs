@@ -43,3 +43,18 @@ async fn h2c_client_is_proxied_to_http1_backend() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json()["headers"]["content-length"], "0");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_authority_that_is_no_host_is_refused_not_forwarded() {
+    let backend = echo().await;
+    let wharf = Wharf::start("", &proxy_to(backend, ""));
+    let h2 = h2c_client();
+    let url = format!("http://evil@{}/who", wharf.addr);
+    let reply = send(&h2, Method::GET, &url, &[], b"").await;
+    assert_eq!(reply.status, 400);
+    assert!(reply.header("connection").is_none());
+    // The same connection goes on serving good requests.
+    let reply = send(&h2, Method::GET, &wharf.url("/who"), &[], b"").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["headers"]["host"], wharf.addr.to_string());
+}

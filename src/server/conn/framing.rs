@@ -23,11 +23,18 @@ use crate::body::Body;
 use crate::response;
 use crate::route::valid_host;
 
-/// Why an HTTP/1 request is refused, or `None`. HTTP/2 frames its own
-/// messages and names its authority in `:authority`.
+/// Why a request is refused, or `None`. HTTP/2 frames its own messages:
+/// only its `:authority` (and a `Host` beside it) must be a `host[:port]`,
+/// so that no userinfo or path reaches the upstream as its `Host`.
 pub(super) fn refused<B>(req: &Request<B>) -> Option<StatusCode> {
     if req.version() > Version::HTTP_11 {
-        return None;
+        let authority = req.uri().authority().map(|a| a.as_str().as_bytes());
+        let host = req.headers().get(header::HOST).map(HeaderValue::as_bytes);
+        let bad = [authority, host]
+            .into_iter()
+            .flatten()
+            .any(|value| !valid_host(value));
+        return bad.then_some(StatusCode::BAD_REQUEST);
     }
     if bad_host(req) {
         return Some(StatusCode::BAD_REQUEST);
@@ -35,13 +42,15 @@ pub(super) fn refused<B>(req: &Request<B>) -> Option<StatusCode> {
     transfer_codings(req.headers())
 }
 
-/// wharf's answer to a refused request: the status, and the connection
-/// closed after it.
-pub(super) fn refusal(status: StatusCode) -> Response<Body> {
+/// wharf's answer to a refused request: the status, and over HTTP/1 the
+/// connection closed after it (an HTTP/2 stream ends on its own).
+pub(super) fn refusal(status: StatusCode, version: Version) -> Response<Body> {
     let mut response = response::status(status);
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    if version <= Version::HTTP_11 {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     response
 }
 

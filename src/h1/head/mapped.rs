@@ -53,7 +53,9 @@ pub fn map_response(
             buf,
             &mut fields,
         ) {
-            Ok(httparse::Status::Complete(len)) => len,
+            // A whole head read at once is held to the limit too.
+            Ok(httparse::Status::Complete(len)) if len <= max_head => len,
+            Ok(httparse::Status::Complete(_)) => return Err(ResponseError::TooLarge(max_head)),
             Ok(httparse::Status::Partial) if buf.len() <= max_head => return Ok(MapParse::Partial),
             Ok(httparse::Status::Partial) => return Err(ResponseError::TooLarge(max_head)),
             Err(error) => return Err(ResponseError::Parse(error)),

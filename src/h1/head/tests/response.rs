@@ -250,3 +250,28 @@ fn framing_follows_rfc_9112() {
     );
     assert!(!head.reusable);
 }
+
+#[test]
+fn a_whole_head_over_the_limit_is_refused() {
+    let id = HeaderValue::from_static("req-1");
+    let extra = Extra {
+        request_id: &id,
+        hsts: None,
+        close: false,
+        head_request: false,
+        compress: false,
+    };
+    let text = format!(
+        "HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 0\r\n\r\n",
+        "x".repeat(2000)
+    );
+    assert!(matches!(
+        parse_response(text.as_bytes(), 1024, &extra, &mut Vec::new()),
+        Err(ResponseError::TooLarge(1024))
+    ));
+    let mut buf = bytes::BytesMut::from(text.as_bytes());
+    assert!(matches!(
+        crate::h1::head::map_response(&mut buf, 1024, false),
+        Err(ResponseError::TooLarge(1024))
+    ));
+}

@@ -24,6 +24,7 @@ mod backend;
 mod bodiless;
 mod chunked;
 mod client;
+mod compressed;
 mod early;
 mod heads;
 mod informational;
@@ -82,8 +83,7 @@ enum Want {
     /// HTTP/2 stream reset.
     Cut(u16),
     /// No answer at all: the HTTP/1.1 connection closes, the HTTP/2
-    /// stream is reset, before any head (nothing of the answer was sent
-    /// yet when it turned out broken).
+    /// stream is reset, before any head.
     Dropped,
 }
 
@@ -102,7 +102,8 @@ struct Case {
     method: &'static str,
     steps: Vec<Step>,
     /// On the fast path (HTTP/1.1 client) and the general path (HTTP/2).
-    want: Want,
+    fast: Want,
+    general: Want,
     reuse: Reuse,
 }
 
@@ -112,13 +113,19 @@ impl Case {
             name,
             method: "GET",
             steps,
-            want,
+            fast: want,
+            general: want,
             reuse,
         }
     }
 
     fn method(self, method: &'static str) -> Case {
         Case { method, ..self }
+    }
+
+    /// The general path answers otherwise than the fast path.
+    fn general(self, general: Want) -> Case {
+        Case { general, ..self }
     }
 }
 
@@ -163,7 +170,7 @@ async fn run(cases: Vec<Case>) {
 async fn check_fast(wharf: &Wharf, backend: &Backend, prefix: &str, case: &Case) -> Vec<String> {
     let mut failures = Vec::new();
     let seen = client::h1(wharf.addr, case.method, &format!("/{prefix}/case")).await;
-    let ok = match (case.want, &seen) {
+    let ok = match (case.fast, &seen) {
         (
             Want::Whole(status, body),
             H1::Whole {
@@ -178,7 +185,7 @@ async fn check_fast(wharf: &Wharf, backend: &Backend, prefix: &str, case: &Case)
     if !ok {
         failures.push(format!(
             "{} (fast path): wanted {:?}, got {seen:?}",
-            case.name, case.want
+            case.name, case.fast
         ));
     }
     if let H1::Whole { head, .. } = &seen {
@@ -209,7 +216,7 @@ async fn check_general(wharf: &Wharf, backend: &Backend, prefix: &str, case: &Ca
     let mut failures = Vec::new();
     let method = http::Method::from_bytes(case.method.as_bytes()).expect("method");
     let seen = client::h2(&wharf.url(&format!("/{prefix}/case")), method, b"").await;
-    let ok = match (case.want, &seen) {
+    let ok = match (case.general, &seen) {
         (
             Want::Whole(status, body),
             H2::Whole {
@@ -224,7 +231,7 @@ async fn check_general(wharf: &Wharf, backend: &Backend, prefix: &str, case: &Ca
     if !ok {
         failures.push(format!(
             "{} (general path): wanted {:?}, got {seen:?}",
-            case.name, case.want
+            case.name, case.general
         ));
     }
     if let H2::Whole { headers, .. } = &seen {

@@ -15,7 +15,8 @@
 //! `backend.rs` is the scripted backend, `client.rs` reads what a client
 //! sees; the cases are grouped by what they break: lengths, bodiless
 //! answers, informational answers, chunked bodies, heads, pooled
-//! connections, early answers.
+//! connections, early answers; then the same faults in compressed answers
+//! and in answers to uploads (hyper's client).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -30,6 +31,7 @@ mod heads;
 mod informational;
 mod lengths;
 mod pooled;
+mod uploads;
 
 use std::net::SocketAddr;
 use std::time::Duration;

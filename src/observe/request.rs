@@ -150,6 +150,15 @@ impl Answered {
     pub fn sent(&mut self, bytes: u64) {
         self.0.bytes += bytes;
     }
+
+    /// The client got wharf's `status` instead of the upstream's answer
+    /// (whose body turned out broken before any of it was sent).
+    pub fn instead(&mut self, status: u16) {
+        self.0.status = status;
+        if let Some((_, _, outcome)) = self.0.log.as_mut() {
+            outcome.status = status;
+        }
+    }
 }
 
 fn observe(mut started: Started, status: u16, upstream: Option<SocketAddr>) -> Observation {

@@ -242,6 +242,19 @@ pub async fn send(
 ) -> Result<(Response<Upstream>, Lease), SendError> {
     let upgrade = request.headers().contains_key(header::UPGRADE);
     let (response, lease) = send_hyper(state, request, connect_timeout, upgrade).await?;
+    let headers = response.headers();
+    if headers.contains_key(header::TRANSFER_ENCODING)
+        && headers.contains_key(header::CONTENT_LENGTH)
+    {
+        // A sign of response splitting (RFC 9112 6.3), refused as
+        // `h1::client` and the fast path refuse it; hyper lets the
+        // Transfer-Encoding win and keeps both. Dropped with its lease,
+        // the connection closes.
+        return Err(SendError::Failed {
+            addr: state.addr,
+            source: "the answer has both Content-Length and Transfer-Encoding".into(),
+        });
+    }
     Ok((response.map(Upstream::Hyper), lease))
 }
 

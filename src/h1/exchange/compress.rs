@@ -11,7 +11,7 @@ use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 
-use super::copy::{read_more, write_out};
+use super::copy::{broken, read_more, write_out};
 use super::MAX_RESPONSE_HEAD;
 use crate::encode;
 use crate::h1::chunked::Chunked;
@@ -41,10 +41,14 @@ pub(super) async fn copy_encoded<S: AsyncWrite + Unpin>(
     let end = response.len + body_len;
     while buf.len() < end {
         buf.reserve(end - buf.len());
-        match tokio::time::timeout(read_timeout, conn.read_buf(buf)).await {
-            Ok(Ok(n)) if n > 0 => {}
-            _ => return false,
-        }
+        // Nothing was sent yet: a body cut short or stalled is answered
+        // as a failed attempt would be.
+        let status = match tokio::time::timeout(read_timeout, conn.read_buf(buf)).await {
+            Ok(Ok(n)) if n > 0 => continue,
+            Ok(_) => StatusCode::BAD_GATEWAY,
+            Err(_) => StatusCode::GATEWAY_TIMEOUT,
+        };
+        return broken(io, status, extra, write_timeout, answered).await;
     }
     let body = &buf[response.len..end];
     let compressed = match encoding {

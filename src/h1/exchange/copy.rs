@@ -1,17 +1,19 @@
 //! A response body copied to the client as it comes: a `Content-Length`
 //! body byte for byte, a chunked body as it is (`chunked.rs` finds its
-//! end), a body that runs until the server closes re-chunked; and the
+//! end), a body that runs until the server closes re-chunked; wharf's 502
+//! in place of an answer found broken before any of it was sent; and the
 //! timed writes and flushes every answer on the fast path goes through.
 
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
+use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::LARGE_BUFFER;
 use crate::h1::chunked::Chunked;
-use crate::h1::head;
+use crate::h1::head::{self, Extra};
 use crate::h1::now_or_pending;
 use crate::observe::request;
 
@@ -95,18 +97,22 @@ pub(super) async fn copy_length<S: AsyncWrite + Unpin>(
 }
 
 /// A chunked body, relayed as it is up to its last chunk and trailers.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn copy_chunked<S: AsyncWrite + Unpin>(
     io: &mut S,
     conn: &mut TcpStream,
     buf: &mut BytesMut,
     mut out: Vec<u8>,
+    extra: &Extra<'_>,
     read_timeout: Duration,
     write_timeout: Duration,
     answered: &mut request::Answered,
 ) -> bool {
     let mut chunked = Chunked::default();
     let Ok((used, mut done)) = chunked.scan(buf) else {
-        return false;
+        // Broken before a byte of it was sent: the client can still be
+        // told so.
+        return broken(io, StatusCode::BAD_GATEWAY, extra, write_timeout, answered).await;
     };
     out.extend_from_slice(&buf[..used]);
     buf.advance(used);
@@ -130,6 +136,27 @@ pub(super) async fn copy_chunked<S: AsyncWrite + Unpin>(
         answered.sent(used as u64);
     }
     true
+}
+
+/// wharf's own answer (a 502 or 504, and the connection closed) in
+/// place of an upstream answer found broken before any of it was sent.
+/// Returns false: the upstream connection is not reused.
+pub(super) async fn broken<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    status: StatusCode,
+    extra: &Extra<'_>,
+    write_timeout: Duration,
+    answered: &mut request::Answered,
+) -> bool {
+    let mut out = Vec::new();
+    let extra = Extra {
+        close: true,
+        ..*extra
+    };
+    head::write_status(&mut out, status, &extra, &[]);
+    answered.instead(status.as_u16());
+    write_out(io, &out, write_timeout).await;
+    false
 }
 
 /// A body that ends when the server closes: sent to the client chunked.

@@ -381,6 +381,7 @@ pub(crate) async fn relay<S: Transport>(
                     &mut conn,
                     &mut buf,
                     out,
+                    &extra,
                     read_timeout,
                     cx.idle_timeout,
                     &mut answered,

@@ -2,6 +2,9 @@
 //! connection (its body held whole, or streamed from the client), the
 //! response head read, all within the response deadline on the
 //! connection's timer; and wharf's own answer when the last attempt failed.
+//! A server that answers while a streamed body is still going out gets
+//! no more of it: its answer is relayed, and neither connection carries
+//! another request.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::StatusCode;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
@@ -164,25 +167,40 @@ pub(super) async fn send<S: Transport>(
             }
             return Err(SendError::Failed(format!("sending the request: {error}")));
         }
+        let mut buf = spare::take(Spare::Upstream);
+        // The server answered before the whole body went out.
+        let mut early = false;
         if let (Payload::Streaming { left }, Some((io, cbuf, timeout))) =
             (&mut *payload, &mut client)
         {
-            Box::pin(stream_body(*io, cbuf, &mut conn, left, *timeout)).await?;
+            early = Box::pin(stream_body(
+                *io, cbuf, &mut conn, &mut buf, left, *timeout, extra,
+            ))
+            .await?;
         }
+        // The rest of the client's body is never read: its connection
+        // closes after the answer.
+        let closing = Extra {
+            close: true,
+            ..*extra
+        };
+        let extra = if early { &closing } else { extra };
 
-        let mut buf = spare::take(Spare::Upstream);
         let mut out = Vec::with_capacity(512);
         loop {
             if !buf.is_empty() {
                 out.clear();
                 match head::parse_response(&buf, MAX_RESPONSE_HEAD, extra, &mut out) {
-                    Ok(ResponseParse::Complete(head)) => {
+                    Ok(ResponseParse::Complete(mut head)) => {
+                        // The server is owed the rest of the body: the
+                        // connection is in no state for another request.
+                        head.reusable &= !early;
                         return Ok(Answer {
                             conn,
                             buf,
                             head,
                             out,
-                        })
+                        });
                     }
                     Ok(ResponseParse::Informational(len)) => {
                         buf.advance(len);
@@ -232,28 +250,88 @@ pub(super) async fn client_gone<S: AsyncRead + Unpin>(io: &mut S, cbuf: &mut Byt
     }
 }
 
-/// Copies the rest of a large request body from the client to the server.
+/// Copies the rest of a large request body from the client to the server,
+/// watching the server meanwhile: one that answers early (a 413, say)
+/// may stop reading the body, and its answer is what the client must
+/// get, not a timeout. Returns true when the server answered (or
+/// closed, or sent something malformed) before the body's end: the rest
+/// is not sent, `left` says how much, and what it sent is in `buf`.
 async fn stream_body<S: AsyncRead + Unpin>(
     io: &mut S,
     cbuf: &mut BytesMut,
     conn: &mut TcpStream,
+    buf: &mut BytesMut,
     left: &mut u64,
     timeout: Duration,
-) -> Result<(), SendError> {
+    extra: &Extra<'_>,
+) -> Result<bool, SendError> {
     let failed =
         |error: std::io::Error| SendError::Failed(format!("sending the request body: {error}"));
     while *left > 0 {
         if cbuf.is_empty() {
             cbuf.reserve(LARGE_BUFFER);
-            match tokio::time::timeout(timeout, io.read_buf(cbuf)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                _ => return Err(SendError::ClientGone),
+            let heard = std::future::poll_fn(|cx| poll_answered(conn, buf, extra, cx));
+            tokio::select! {
+                read = tokio::time::timeout(timeout, io.read_buf(cbuf)) => match read {
+                    Ok(Ok(n)) if n > 0 => {}
+                    _ => return Err(SendError::ClientGone),
+                },
+                () = heard => return Ok(true),
             }
         }
         let take = cbuf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
-        conn.write_all(&cbuf[..take]).await.map_err(failed)?;
-        cbuf.advance(take);
-        *left -= take as u64;
+        let written = std::future::poll_fn(|cx| {
+            if poll_answered(conn, buf, extra, cx).is_ready() {
+                return Poll::Ready(Ok(None));
+            }
+            Pin::new(&mut *conn)
+                .poll_write(cx, &cbuf[..take])
+                .map(|written| written.map(Some))
+        })
+        .await
+        .map_err(failed)?;
+        match written {
+            None => return Ok(true),
+            Some(0) => return Err(failed(std::io::ErrorKind::WriteZero.into())),
+            Some(n) => {
+                cbuf.advance(n);
+                *left -= n as u64;
+            }
+        }
     }
-    Ok(())
+    Ok(false)
+}
+
+/// Ready once the server has answered while the request body is still
+/// going out: a whole final head in `buf` (1xx answers are dropped from
+/// it), or bytes that are none, or the connection closed. Pending, with
+/// the task woken when the server sends more, otherwise.
+fn poll_answered(
+    conn: &TcpStream,
+    buf: &mut BytesMut,
+    extra: &Extra<'_>,
+    cx: &mut std::task::Context<'_>,
+) -> Poll<()> {
+    // Each round reads until the socket is empty, which makes the next
+    // `poll_read_ready` register for more.
+    while conn.poll_read_ready(cx).is_ready() {
+        loop {
+            if buf.capacity() - buf.len() < 1024 {
+                buf.reserve(UPSTREAM_BUFFER);
+            }
+            match conn.try_read_buf(buf) {
+                Ok(0) => return Poll::Ready(()),
+                Ok(_) => loop {
+                    match head::parse_response(buf, MAX_RESPONSE_HEAD, extra, &mut Vec::new()) {
+                        Ok(ResponseParse::Informational(len)) => buf.advance(len),
+                        Ok(ResponseParse::Partial) => break,
+                        Ok(ResponseParse::Complete(_)) | Err(_) => return Poll::Ready(()),
+                    }
+                },
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => return Poll::Ready(()),
+            }
+        }
+    }
+    Poll::Pending
 }

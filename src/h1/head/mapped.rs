@@ -53,7 +53,9 @@ pub fn map_response(
             buf,
             &mut fields,
         ) {
-            Ok(httparse::Status::Complete(len)) => len,
+            // A whole head read at once is held to the limit too.
+            Ok(httparse::Status::Complete(len)) if len <= max_head => len,
+            Ok(httparse::Status::Complete(_)) => return Err(ResponseError::TooLarge(max_head)),
             Ok(httparse::Status::Partial) if buf.len() <= max_head => return Ok(MapParse::Partial),
             Ok(httparse::Status::Partial) => return Err(ResponseError::TooLarge(max_head)),
             Err(error) => return Err(ResponseError::Parse(error)),
@@ -77,7 +79,7 @@ pub fn map_response(
         let mut chunked = false;
         let mut transfer_encoded = false;
         for (field, slot) in response.headers.iter().zip(spans.iter_mut()) {
-            let kind = Name::of(field.name.as_bytes());
+            let mut kind = Name::of(field.name.as_bytes());
             match kind {
                 Name::Connection => {
                     for token in field.value.split(|&b| b == b',') {
@@ -95,7 +97,8 @@ pub fn map_response(
                 }
                 Name::ContentLength => match (length, parse_length(field.value)) {
                     (None, Some(n)) => length = Some(n),
-                    (Some(old), Some(n)) if old == n => {}
+                    // The same length again: kept once.
+                    (Some(old), Some(n)) if old == n => kind = Name::Repeated,
                     _ => return Err(ResponseError::Length),
                 },
                 Name::TransferEncoding => {
@@ -111,12 +114,19 @@ pub fn map_response(
             *slot = (kind, span(field.name.as_bytes()), span(field.value));
             count += 1;
         }
+        // A sign of response splitting (RFC 9112 6.3), refused as the
+        // fast path refuses it.
+        if transfer_encoded && length.is_some() {
+            return Err(ResponseError::LengthAndEncoding);
+        }
         // Second pass over the kept spans: drop what is not relayed.
         let mut kept = 0;
         for index in 0..count {
             let (kind, name, _) = &spans[index];
             let relayed = match kind {
-                Name::Connection | Name::HopByHop | Name::TransferEncoding => false,
+                Name::Connection | Name::HopByHop | Name::TransferEncoding | Name::Repeated => {
+                    false
+                }
                 // RFC 9110 8.6: never on a 204; an HTTP/2 client takes a
                 // 204 with a length for a broken stream.
                 Name::ContentLength => !transfer_encoded && status != 204,

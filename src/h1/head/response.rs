@@ -45,6 +45,10 @@ pub enum ResponseError {
     TooLarge(usize),
     #[error("conflicting Content-Length headers")]
     Length,
+    /// RFC 9112 6.3: a sign of response splitting, "ought to be handled as
+    /// an error" (nginx answers 502 too).
+    #[error("both Content-Length and Transfer-Encoding")]
+    LengthAndEncoding,
     #[error("unexpected 101 Switching Protocols")]
     Switching,
 }
@@ -91,7 +95,9 @@ pub fn parse_response(
         buf,
         &mut fields,
     ) {
-        Ok(httparse::Status::Complete(len)) => len,
+        // A whole head read at once is held to the limit too.
+        Ok(httparse::Status::Complete(len)) if len <= max_head => len,
+        Ok(httparse::Status::Complete(_)) => return Err(ResponseError::TooLarge(max_head)),
         Ok(httparse::Status::Partial) if buf.len() <= max_head => {
             return Ok(ResponseParse::Partial)
         }
@@ -150,7 +156,9 @@ pub fn parse_response(
             }
             Name::ContentLength => match (length, parse_length(field.value)) {
                 (None, Some(n)) => length = Some(n),
-                (Some(old), Some(n)) if old == n => {}
+                // RFC 9110 8.6: the same length again is that length,
+                // relayed once.
+                (Some(old), Some(n)) if old == n => *kind = Name::Repeated,
                 _ => return Err(ResponseError::Length),
             },
             Name::TransferEncoding => {
@@ -161,8 +169,11 @@ pub fn parse_response(
                     .next()
                     .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
             }
-            Name::HopByHop | Name::RequestId | Name::Hsts | Name::Other => {}
+            Name::HopByHop | Name::RequestId | Name::Hsts | Name::Repeated | Name::Other => {}
         }
+    }
+    if transfer_encoded && length.is_some() {
+        return Err(ResponseError::LengthAndEncoding);
     }
     let framing = if extra.head_request || status == 204 || status == 304 {
         Framing::Empty
@@ -262,7 +273,11 @@ pub(super) fn relayed(
     extra: &Extra<'_>,
 ) -> bool {
     match kind {
-        Name::Connection | Name::HopByHop | Name::TransferEncoding | Name::RequestId => false,
+        Name::Connection
+        | Name::HopByHop
+        | Name::TransferEncoding
+        | Name::RequestId
+        | Name::Repeated => false,
         Name::Hsts => extra.hsts.is_none(),
         Name::ContentLength => !transfer_encoded,
         Name::Date
@@ -292,6 +307,9 @@ pub(super) enum Name {
     RequestId,
     /// `Strict-Transport-Security`: wharf sets its own when HSTS is on.
     Hsts,
+    /// A `Content-Length` that repeats an earlier one: not relayed.
+    /// Never returned by `Name::of`.
+    Repeated,
     Other,
 }
 

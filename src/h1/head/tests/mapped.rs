@@ -55,16 +55,31 @@ fn a_mapped_response_keeps_end_to_end_headers_and_leaves_the_body() {
 #[test]
 fn mapped_framing_follows_rfc_9112() {
     let chunked = mapped(
-        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 9\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
         false,
     )
     .0;
     assert_eq!(chunked.framing, Framing::Chunked);
     assert!(chunked.reusable);
     assert!(!chunked.parts.headers.contains_key("transfer-encoding"));
-    assert!(
-        !chunked.parts.headers.contains_key("content-length"),
-        "a length beside Transfer-Encoding is not the decoded body's"
+    // A length beside Transfer-Encoding is refused (RFC 9112 6.3).
+    let mut both = BytesMut::from(
+        &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n"[..],
+    );
+    assert!(matches!(
+        map_response(&mut both, 64 * 1024, false),
+        Err(ResponseError::LengthAndEncoding)
+    ));
+    // The same length twice is one length, kept once.
+    let twice = mapped(
+        "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nContent-Length: 9\r\n\r\n",
+        false,
+    )
+    .0;
+    assert_eq!(twice.framing, Framing::Length(9));
+    assert_eq!(
+        twice.parts.headers.get_all("content-length").iter().count(),
+        1
     );
     let cases = [
         (

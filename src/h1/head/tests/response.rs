@@ -207,12 +207,40 @@ fn every_hop_by_hop_name_is_dropped_in_any_case_and_others_kept() {
 
 #[test]
 fn framing_follows_rfc_9112() {
-    let (head, out) = response(
-        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n",
+    let (head, _) = response(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
         false,
     );
     assert_eq!(head.framing, Framing::Chunked);
-    assert!(!out.to_ascii_lowercase().contains("content-length"));
+    let (head, out) = response(
+        "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nContent-Length: 9\r\n\r\n",
+        false,
+    );
+    assert_eq!(head.framing, Framing::Length(9));
+    assert_eq!(out.matches("Content-Length").count(), 1, "{out}");
+    // A length beside Transfer-Encoding is refused (RFC 9112 6.3), whatever
+    // the order and the coding.
+    let id = HeaderValue::from_static("req-1");
+    let extra = Extra {
+        request_id: &id,
+        hsts: None,
+        close: false,
+        head_request: false,
+        compress: false,
+    };
+    for text in [
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: gzip\r\n\r\n",
+    ] {
+        assert!(
+            matches!(
+                parse_response(text.as_bytes(), 1024, &extra, &mut Vec::new()),
+                Err(ResponseError::LengthAndEncoding)
+            ),
+            "{text:?}"
+        );
+    }
     let (head, _) = response("HTTP/1.1 200 OK\r\n\r\n", false);
     assert_eq!(head.framing, Framing::Close);
     assert!(!head.reusable);
@@ -227,4 +255,29 @@ fn framing_follows_rfc_9112() {
         false,
     );
     assert!(!head.reusable);
+}
+
+#[test]
+fn a_whole_head_over_the_limit_is_refused() {
+    let id = HeaderValue::from_static("req-1");
+    let extra = Extra {
+        request_id: &id,
+        hsts: None,
+        close: false,
+        head_request: false,
+        compress: false,
+    };
+    let text = format!(
+        "HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 0\r\n\r\n",
+        "x".repeat(2000)
+    );
+    assert!(matches!(
+        parse_response(text.as_bytes(), 1024, &extra, &mut Vec::new()),
+        Err(ResponseError::TooLarge(1024))
+    ));
+    let mut buf = bytes::BytesMut::from(text.as_bytes());
+    assert!(matches!(
+        crate::h1::head::map_response(&mut buf, 1024, false),
+        Err(ResponseError::TooLarge(1024))
+    ));
 }

@@ -227,6 +227,8 @@ fn framing_follows_rfc_9112() {
         close: false,
         head_request: false,
         compress: false,
+        route: None,
+        pages: None,
     };
     for text in [
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n",
@@ -266,6 +268,8 @@ fn a_whole_head_over_the_limit_is_refused() {
         close: false,
         head_request: false,
         compress: false,
+        route: None,
+        pages: None,
     };
     let text = format!(
         "HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 0\r\n\r\n",

@@ -1,6 +1,21 @@
 //! Reading a failed attempt's error: whether a cause is in its chain (the
 //! client's body, a size limit, a timeout), and the chain as one line for
-//! wharf's log.
+//! wharf's log; and the 503 when no server can be tried at all.
+
+use http::{header, HeaderValue, Response, StatusCode};
+
+use crate::body::Body;
+use crate::response;
+
+/// 503 with `Retry-After` when no server can take the request.
+pub(super) fn unavailable(retry_after: std::time::Duration) -> Response<Body> {
+    let mut response = response::status(StatusCode::SERVICE_UNAVAILABLE);
+    let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
 
 /// Whether `E` is in `error`'s chain of sources.
 pub(super) fn caused_by<E: std::error::Error + 'static>(

@@ -37,7 +37,7 @@ pub use bodies::BodyStalled;
 use bodies::{
     content_length, ClientBody, ClientBodyTimedOut, Payload, RequestBodyFailed, Stall, Tracked,
 };
-use errors::{caused_by, error_chain};
+use errors::{caused_by, error_chain, unavailable};
 
 /// Facts about the client connection, put in each request's extensions by
 /// the server.
@@ -390,18 +390,4 @@ pub async fn forward(
 fn with_upstream(mut response: Response<Body>, addr: SocketAddr) -> Response<Body> {
     response.extensions_mut().insert(UpstreamUsed(addr));
     response
-}
-
-/// 503 with `Retry-After` when no server can take the request.
-fn unavailable(retry_after: std::time::Duration) -> Response<Body> {
-    let mut response = response::status(StatusCode::SERVICE_UNAVAILABLE);
-    let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
-    }
-    response
-}
-/// Drains and discards a body (used for requests wharf answers itself).
-pub async fn discard(body: Incoming) {
-    let _ = body.collect().await;
 }

@@ -19,29 +19,28 @@
 //! copied as it is (`copy.rs`) or compressed (`compress.rs`).
 
 mod compress;
+mod context;
 mod copy;
 mod prepare;
 mod send;
 
 use std::pin::Pin;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
-use http::header::HeaderValue;
 use http::{Method, StatusCode};
 use tokio::time::Sleep;
 
 use super::head::{self, Extra, Framing, Kind, RequestHead};
 use super::spare::{self, Spare};
-use super::{Client, Target};
+use super::Target;
 use crate::balance::{Pick, Tried};
 use crate::encode;
 use crate::observe::request;
 use crate::observe::{metrics, trace};
 use crate::server::conn::Transport;
-use crate::snapshot::Snapshot;
 use compress::{copy_compressed, copy_encoded};
+pub(crate) use context::Context;
 use copy::{copy_chunked, copy_length, copy_until_close};
 pub(super) use copy::{flush, write_out};
 use prepare::rewrite;
@@ -55,28 +54,6 @@ const REPLAYABLE_BODY: u64 = 64 * 1024;
 const LARGE_BUFFER: usize = 64 * 1024;
 /// Largest upstream response head accepted.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
-
-/// What the connection loop passes in. Owned, so the request's future
-/// is built straight into its box (a wrapper future borrowing these would
-/// hold the relay future twice over).
-pub(crate) struct Context {
-    pub client: Client,
-    pub snapshot: Arc<Snapshot>,
-    pub site: usize,
-    pub hsts: Option<HeaderValue>,
-    /// Longest wait for the client to send or take bytes.
-    pub idle_timeout: Duration,
-    /// wharf is shutting down: close after this response.
-    pub closing: bool,
-}
-
-impl Context {
-    /// The site's `error_pages`, for wharf's own error answers.
-    pub(crate) fn error_pages(&self) -> Option<&crate::site::error_pages::ErrorPages> {
-        let routes = self.snapshot.fast.get(self.site)?.as_ref()?;
-        routes.error_pages.as_deref()
-    }
-}
 
 /// Relays one request and its response. Returns whether the client
 /// connection can carry another request.

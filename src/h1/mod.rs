@@ -24,6 +24,7 @@ mod chunked;
 pub mod client;
 mod exchange;
 mod head;
+pub(crate) use head::count_codings;
 mod kept;
 mod prefixed;
 mod spare;

@@ -255,6 +255,18 @@ pub async fn send(
             source: "the answer has both Content-Length and Transfer-Encoding".into(),
         });
     }
+    let (mut codings, mut other) = (0, false);
+    for value in headers.get_all(header::TRANSFER_ENCODING) {
+        crate::h1::count_codings(value.as_bytes(), &mut codings, &mut other);
+    }
+    if other || codings > 1 {
+        // hyper decodes `chunked` only; the rest would reach the client
+        // still coded, without the header that said so.
+        return Err(SendError::Failed {
+            addr: state.addr,
+            source: "the answer has a transfer coding other than chunked alone".into(),
+        });
+    }
     Ok((response.map(Upstream::Hyper), lease))
 }
 

@@ -38,7 +38,13 @@ async fn an_early_answer_reaches_a_client_still_sending_its_body() {
             "a large body, the upstream answers at once, then reads the body and keeps the connection",
             vec![send(TOO_LARGE_KEPT), Step::ReadBody],
             4 << 20,
-            Some(Reuse::Never),
+            // Not reused when wharf stopped sending the body for the
+            // answer; reused, rightly, when the whole body had already
+            // gone before the answer was read (the upstream then owes
+            // nothing). Which one is a race on loopback; the next client
+            // getting its own answer, checked for every case, is what
+            // must hold.
+            None,
         ),
         (
             "a 100 Continue while the body comes, then the answer",

@@ -76,7 +76,8 @@ pub fn map_response(
         let mut listed_count = 0;
         let mut upstream_close = response.version != Some(1);
         let mut length: Option<u64> = None;
-        let mut chunked = false;
+        let mut codings = 0;
+        let mut other_coding = false;
         let mut transfer_encoded = false;
         for (field, slot) in response.headers.iter().zip(spans.iter_mut()) {
             let mut kind = Name::of(field.name.as_bytes());
@@ -103,11 +104,7 @@ pub fn map_response(
                 },
                 Name::TransferEncoding => {
                     transfer_encoded = true;
-                    chunked = field
-                        .value
-                        .rsplit(|&b| b == b',')
-                        .next()
-                        .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                    super::count_codings(field.value, &mut codings, &mut other_coding);
                 }
                 _ => {}
             }
@@ -118,6 +115,9 @@ pub fn map_response(
         // fast path refuses it.
         if transfer_encoded && length.is_some() {
             return Err(ResponseError::LengthAndEncoding);
+        }
+        if transfer_encoded && (other_coding || codings != 1) {
+            return Err(ResponseError::Coding);
         }
         // Second pass over the kept spans: drop what is not relayed.
         let mut kept = 0;
@@ -146,11 +146,7 @@ pub fn map_response(
         let framing = if head_request || status == 204 || status == 304 {
             Framing::Empty
         } else if transfer_encoded {
-            if chunked {
-                Framing::Chunked
-            } else {
-                Framing::Close
-            }
+            Framing::Chunked
         } else if let Some(n) = length {
             Framing::Length(n)
         } else {

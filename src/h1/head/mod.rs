@@ -66,3 +66,20 @@ fn token_is(name: &[u8], known: &[u8]) -> bool {
             .fold(0, |differ, (&byte, &want)| differ | ((byte | 0x20) ^ want))
             == 0
 }
+
+/// Counts the transfer codings of one upstream `Transfer-Encoding` value
+/// into `codings`, and notes in `other` any that is not `chunked`. An
+/// answer is relayed only with `chunked` alone: wharf decodes no other
+/// coding, and a body still coded with one would reach the client
+/// unannounced once the header, hop-by-hop, is gone (nginx answers 502).
+pub(crate) fn count_codings(value: &[u8], codings: &mut u32, other: &mut bool) {
+    for coding in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+        if coding.is_empty() {
+            continue;
+        }
+        *codings += 1;
+        if !coding.eq_ignore_ascii_case(b"chunked") {
+            *other = true;
+        }
+    }
+}

@@ -51,6 +51,9 @@ pub enum ResponseError {
     LengthAndEncoding,
     #[error("unexpected 101 Switching Protocols")]
     Switching,
+    /// A `Transfer-Encoding` other than `chunked` alone (`count_codings`).
+    #[error("a transfer coding other than chunked alone")]
+    Coding,
 }
 
 /// What the client side adds to every response head.
@@ -123,7 +126,8 @@ pub fn parse_response(
     let mut listed_count = 0;
     let mut upstream_close = response.version != Some(1);
     let mut length: Option<u64> = None;
-    let mut chunked = false;
+    let mut codings = 0;
+    let mut other_coding = false;
     let mut transfer_encoded = false;
     let mut dated = false;
     // What the general path's compression layer looks at (`vary_on_encoding`).
@@ -163,11 +167,7 @@ pub fn parse_response(
             },
             Name::TransferEncoding => {
                 transfer_encoded = true;
-                chunked = field
-                    .value
-                    .rsplit(|&b| b == b',')
-                    .next()
-                    .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                super::count_codings(field.value, &mut codings, &mut other_coding);
             }
             Name::HopByHop | Name::RequestId | Name::Hsts | Name::Repeated | Name::Other => {}
         }
@@ -175,16 +175,13 @@ pub fn parse_response(
     if transfer_encoded && length.is_some() {
         return Err(ResponseError::LengthAndEncoding);
     }
+    if transfer_encoded && (other_coding || codings != 1) {
+        return Err(ResponseError::Coding);
+    }
     let framing = if extra.head_request || status == 204 || status == 304 {
         Framing::Empty
     } else if transfer_encoded {
-        // RFC 9112 6.3: Transfer-Encoding wins over Content-Length; a
-        // final coding other than chunked runs until close.
-        if chunked {
-            Framing::Chunked
-        } else {
-            Framing::Close
-        }
+        Framing::Chunked
     } else if let Some(n) = length {
         Framing::Length(n)
     } else {

@@ -208,10 +208,31 @@ fn every_hop_by_hop_name_is_dropped_in_any_case_and_others_kept() {
 #[test]
 fn framing_follows_rfc_9112() {
     let (head, _) = response(
-        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
         false,
     );
     assert_eq!(head.framing, Framing::Chunked);
+    // Any other coding would reach the client still coded: refused.
+    let id = HeaderValue::from_static("req-1");
+    let plain = Extra {
+        request_id: &id,
+        hsts: None,
+        close: false,
+        head_request: false,
+        compress: false,
+        route: None,
+        pages: None,
+    };
+    for coding in ["gzip", "gzip, chunked", "chunked, gzip", "chunked, chunked"] {
+        let text = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: {coding}\r\n\r\n");
+        assert!(
+            matches!(
+                parse_response(text.as_bytes(), 1024, &plain, &mut Vec::new()),
+                Err(ResponseError::Coding)
+            ),
+            "{coding}"
+        );
+    }
     let (head, out) = response(
         "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nContent-Length: 9\r\n\r\n",
         false,

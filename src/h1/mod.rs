@@ -198,7 +198,7 @@ fn relaying<'a, S: Transport>(
     server: &Server,
     closing: bool,
     timer: Pin<&'a mut tokio::time::Sleep>,
-) -> Result<Pin<Box<impl Future<Output = Next> + 'a>>, BytesMut> {
+) -> Result<impl Future<Output = Next> + 'a, BytesMut> {
     let snapshot = server.snapshot();
     let Some((site, destination)) = relayable(&head, &snapshot, server, scheme) else {
         let mut whole = BytesMut::from(&head.raw[..]);
@@ -218,12 +218,18 @@ fn relaying<'a, S: Transport>(
         snapshot,
     };
     let usable = |usable: bool| if usable { Next::Request } else { Next::Close };
-    Ok(Box::pin(match destination {
+    // Each future goes straight into its own box: wrapped first (in the
+    // `Either`, in `map`), the kilobytes of the relay's state would be
+    // copied once more on the way.
+    Ok(match destination {
         Destination::Upstream(target) => {
-            Either::Left(exchange::relay(io, buf, head, target, context, timer).map(usable))
+            let relay = Box::pin(exchange::relay(io, buf, head, target, context, timer));
+            Either::Left(relay.map(usable))
         }
-        Destination::Kept(kept) => Either::Right(kept::answer(io, buf, head, kept, context)),
-    }))
+        Destination::Kept(kept) => {
+            Either::Right(Box::pin(kept::answer(io, buf, head, kept, context)))
+        }
+    })
 }
 
 /// Closes the connection after the last response (TLS: close_notify).

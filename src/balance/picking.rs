@@ -38,7 +38,7 @@ pub enum Pick {
 impl Pool {
     /// Whether `members[index]` may get a new request now: what `pick`
     /// asks of every candidate, and what the status and metrics report.
-    pub fn available(&self, index: usize, now_ms: u64) -> bool {
+    pub fn available(&self, index: usize, now: &clock::Lazy) -> bool {
         let Some(member) = self.members.get(index) else {
             return false;
         };
@@ -50,11 +50,11 @@ impl Pool {
             return false;
         }
         let state = &member.state;
-        if state.is_draining() || state.health() != Health::Up || state.is_ejected(now_ms) {
+        if state.is_draining() || state.health() != Health::Up || state.is_ejected_at(now) {
             return false;
         }
         if self.settings.breaker.is_some() {
-            return lock(&state.breaker).allows(now_ms);
+            return lock(&state.breaker).allows(now.get());
         }
         true
     }
@@ -62,13 +62,13 @@ impl Pool {
     /// Chooses a server for a request from `client`, avoiding `tried` when
     /// another server is available. Backups are used only when no primary is.
     pub fn pick(&self, client: IpAddr, tried: &Tried) -> Pick {
-        let now = clock::now_ms();
+        let now = clock::Lazy::default();
         for backup in [false, true] {
             for avoid_tried in [true, false] {
                 let eligible = |i: usize| {
                     self.members.get(i).is_some_and(|m| m.backup == backup)
                         && !(avoid_tried && tried.contains(i))
-                        && self.available(i, now)
+                        && self.available(i, &now)
                 };
                 // A half-open breaker admits one trial; if another request
                 // took it between the check and here, pick again.
@@ -77,13 +77,14 @@ impl Pool {
                         break;
                     };
                     if self.settings.breaker.is_none()
-                        || lock(&self.members[index].state.breaker).acquire(now)
+                        || lock(&self.members[index].state.breaker).acquire(now.get())
                     {
                         return Pick::Server(index);
                     }
                 }
             }
         }
+        let now = now.get();
         let retry_after = self.retry_after(now);
         let last = self.last_unavailable_log.load(Ordering::Relaxed);
         if now.saturating_sub(last) >= 1000 || last == 0 {

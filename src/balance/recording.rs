@@ -42,6 +42,10 @@ impl Pool {
             return;
         };
         let state = &member.state;
+        if success && self.settings.breaker.is_none() {
+            // Nothing to feed: a success only moves a breaker.
+            return;
+        }
         let now = clock::now_ms();
         if !success {
             state.counters.failures.fetch_add(1, Ordering::Relaxed);

@@ -124,6 +124,13 @@ impl ServerState {
     pub fn is_ejected(&self, now_ms: u64) -> bool {
         self.ejected_until.load(Ordering::Acquire) > now_ms
     }
+
+    /// `is_ejected`, reading the clock only for a server ejected at some
+    /// time (a server never ejected has `ejected_until` 0).
+    pub fn is_ejected_at(&self, now: &super::clock::Lazy) -> bool {
+        let until = self.ejected_until.load(Ordering::Acquire);
+        until != 0 && until > now.get()
+    }
 }
 
 /// Decrements the in-flight count when dropped.

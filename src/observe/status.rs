@@ -269,7 +269,7 @@ pub(super) fn server_state(
     };
     let ejected = state.is_ejected(now_ms);
     let draining = state.is_draining();
-    let available = pool.available(index, now_ms);
+    let available = pool.available(index, &clock::Lazy::at(now_ms));
     let checked = match state.health() {
         Health::Up => "up",
         Health::Down => "down",

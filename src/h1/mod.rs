@@ -134,6 +134,9 @@ pub fn serve<S: Transport, H: Send + 'static>(
             };
 
             first = false;
+            // A body may still be coming when the connection closes after
+            // the answer (an upstream that answered before reading it).
+            let body = head.content_length > 0;
             let closing = server.closing();
             // Boxed: an idle connection then holds only this loop's small
             // state, not a request's. Built by a plain function so nothing of
@@ -153,8 +156,9 @@ pub fn serve<S: Transport, H: Send + 'static>(
             match next {
                 Next::Request => {}
                 Next::Close => {
+                    let unread = body || !buf.is_empty();
                     spare::give(Spare::Read, buf);
-                    return Box::pin(close(io)).await;
+                    return Box::pin(close(io, unread)).await;
                 }
                 Next::Handoff(whole) => {
                     return Box::pin(handoff(io, whole, peer, server, scheme)).await
@@ -232,13 +236,17 @@ fn relaying<'a, S: Transport>(
     })
 }
 
-/// Closes the connection after the last response (TLS: close_notify).
-async fn close<S: Transport>(mut io: S) {
+/// Closes the connection after the last response (TLS: close_notify),
+/// lingering while the client is still sending (`conn::linger`); `unread`:
+/// it may be, whether or not its bytes are in the socket yet.
+async fn close<S: Transport>(mut io: S, unread: bool) {
     let _ = tokio::time::timeout(
         Duration::from_secs(1),
         tokio::io::AsyncWriteExt::shutdown(&mut io),
     )
     .await;
+    let (socket, left) = io.into_tcp();
+    conn::linger::close(socket, unread || left);
 }
 
 pin_project_lite::pin_project! {

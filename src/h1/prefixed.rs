@@ -89,6 +89,11 @@ impl<S: Transport> Transport for Prefixed<S> {
             Poll::Ready(Ok(()))
         }
     }
+
+    fn into_tcp(self) -> (tokio::net::TcpStream, bool) {
+        let (tcp, unread) = self.inner.into_tcp();
+        (tcp, unread || !self.prefix.is_empty())
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
@@ -34,8 +33,9 @@ use crate::tls;
 
 mod framing;
 mod idle;
+pub(crate) mod linger;
 
-use idle::{idle, now_ms, Tracked};
+use idle::{idle, Activity, Tracked};
 
 /// Serves one accepted connection until it closes, goes idle for
 /// `idle_timeout`, or the server shuts down (in-flight requests finish).
@@ -82,16 +82,15 @@ where
 {
     let snapshot = server.snapshot();
     let idle_timeout = snapshot.config.server.idle_timeout;
-    let activity = Arc::new(AtomicU64::new(now_ms()));
-    let io = TokioIo::new(Tracked {
-        inner: stream,
-        activity: activity.clone(),
-    });
+    let activity = Arc::new(Activity::new());
+    let io = TokioIo::new(Tracked::new(stream, activity.clone()));
     let service_server = server.clone();
+    let requests = activity.clone();
     // Rendered once per connection, not per request.
     let peer_header = http::HeaderValue::from_str(&peer.ip().to_string())
         .unwrap_or_else(|_| http::HeaderValue::from_static("unknown"));
-    let service = hyper::service::service_fn(move |req| {
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        requests.request(!http_body::Body::is_end_stream(req.body()));
         let answer = route(req, peer, peer_header.clone(), scheme, &service_server);
         async move { Ok::<_, std::convert::Infallible>(answer.await) }
     });
@@ -283,6 +282,13 @@ pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static {
     fn poll_has_data(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         self.poll_read_ready(cx)
     }
+
+    /// The socket under the stream, to close it (`linger::close`), and
+    /// whether bytes the client sent were read into wharf's own buffers
+    /// and left there (a sign that it may be sending more).
+    fn into_tcp(self) -> (TcpStream, bool)
+    where
+        Self: Sized;
 }
 
 impl Transport for TcpStream {
@@ -299,6 +305,10 @@ impl Transport for TcpStream {
         let mut probe = ReadBuf::new(&mut byte);
         self.poll_peek(cx, &mut probe).map_ok(|_| ())
     }
+
+    fn into_tcp(self) -> (TcpStream, bool) {
+        (self, false)
+    }
 }
 
 impl Transport for tokio_rustls::server::TlsStream<TcpStream> {
@@ -308,5 +318,11 @@ impl Transport for tokio_rustls::server::TlsStream<TcpStream> {
 
     fn poll_read_ready(&self, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+
+    fn into_tcp(self) -> (TcpStream, bool) {
+        // What rustls holds decrypted is out of the kernel's buffers: only
+        // bytes still in (or coming to) the socket make a reset.
+        (self.into_inner().0, false)
     }
 }

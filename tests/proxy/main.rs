@@ -14,6 +14,7 @@ mod error_pages;
 mod errors;
 mod framing;
 mod headers;
+mod linger;
 mod protocols;
 mod reuse;
 mod route_headers;

@@ -19,3 +19,4 @@ mod handshake;
 mod local;
 mod pebble;
 mod trust;
+mod uploads;

@@ -5,16 +5,19 @@ Started by bench/profile.sh (which installs perf, valgrind and inferno when
 they are missing); see docs/performance.md, "Profiling". Two modes:
 
 - `cores` (the default): for each peer in BENCH_PEERS (default wharf and
-  nginx), one at a time and pinned as in bench.py, a warm-up and then one
-  PROFILE_DURATION load run of PROFILE_TEST (default small-64), while
-  `perf record` samples the whole proxy core (the proxy's own code, the
+  nginx), pinned as in bench.py, a warm-up and then PROFILE_ROUNDS (3) load
+  runs of PROFILE_DURATION (6s) of PROFILE_TEST (default small-64), the
+  peers' order rotated every round, while `perf record` samples the whole
+  proxy core (the proxy's own code, the
   kernel's work in its system calls and loopback softirqs, and the time the
   core sits idle waiting for the load core). Call stacks are unwound from
   DWARF, so a release build without frame pointers still gives whole
   stacks. It prints, for every peer, the rate, the CPU per request split
   into user and system time, the share of the core's samples by where they
-  fell, and the top symbols; and it writes a flamegraph per peer
-  (PEER.svg, drawn by inferno) and perf's report (PEER.txt) into
+  fell, the core's time per request by what it was doing (sending,
+  receiving, waiting in epoll_wait, other system calls, user space, idle),
+  and the top symbols; and it writes a flamegraph per peer (PEER.svg,
+  drawn by inferno from all rounds) and perf's report (PEER.txt) into
   PROFILE_OUT.
 - `instructions`: wharf under callgrind (valgrind), a fixed number of
   keep-alive HTTP/1.1 requests (`h2load --h1 -c64`) twice, 20,000 and
@@ -117,21 +120,63 @@ def shares(data, proxy_commands, proxy_binary):
     return out
 
 
-def flamegraph(data, svg, title):
-    """PEER.svg from the samples, through inferno; False when inferno is missing."""
-    collapse, draw = shutil.which("inferno-collapse-perf"), shutil.which("inferno-flamegraph")
-    if not collapse or not draw:
+def fold(data, folded):
+    """The samples as folded stacks (one line per stack and its weight),
+    through inferno; False when inferno is missing."""
+    collapse = shutil.which("inferno-collapse-perf")
+    if not collapse:
         return False
     script = subprocess.Popen(
         ["perf", "script", "-i", data, "--no-inline"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
     )
-    folded = subprocess.run([collapse], stdin=script.stdout, stdout=subprocess.PIPE, timeout=600)
+    with open(folded, "wb") as f:
+        subprocess.run([collapse], stdin=script.stdout, stdout=f, timeout=600)
     script.wait(60)
-    with open(svg, "wb") as f:
-        subprocess.run(
-            [draw, "--title", title, "--minwidth", "0.2"], input=folded.stdout, stdout=f, timeout=120, check=True
-        )
     return True
+
+
+def flamegraph(folded, svg, title):
+    """PEER.svg from the folded stacks, drawn by inferno."""
+    draw = shutil.which("inferno-flamegraph")
+    if not draw:
+        return False
+    with open(folded, "rb") as f, open(svg, "wb") as out:
+        subprocess.run([draw, "--title", title, "--minwidth", "0.2"], stdin=f, stdout=out, timeout=120, check=True)
+    return True
+
+
+# Where a stack's time went, by the first of these kernel functions in it.
+PARTS = [
+    ("sending (tcp_sendmsg: the loopback delivery to the receiver included)", ("tcp_sendmsg",)),
+    ("receiving (tcp_recvmsg)", ("tcp_recvmsg",)),
+    ("waiting for events (epoll_wait)", ("do_epoll_wait", "ep_poll")),
+    ("other system calls", ("entry_SYSCALL_64", "do_syscall_64")),
+]
+
+
+def parts(folded, proxy_commands):
+    """{part: share of the core's samples} from folded stacks."""
+    total, found = 0, {}
+    with open(folded) as f:
+        for line in f:
+            stack, _, weight = line.rstrip("\n").rpartition(" ")
+            try:
+                n = int(weight)
+            except ValueError:
+                continue
+            total += n
+            frames = stack.split(";")
+            if frames[0].startswith(IDLE_COMMANDS):
+                part = "idle"
+            elif not any(frames[0].startswith(name[:15]) for name in proxy_commands):
+                part = "other processes"
+            else:
+                part = next(
+                    (name for name, marks in PARTS if any(mark in frames for mark in marks)),
+                    "user space (and interrupts taken there)",
+                )
+            found[part] = found.get(part, 0) + n
+    return {part: n / total for part, n in found.items()} if total else {}
 
 
 def binary_name(settings, peer, pid):
@@ -151,74 +196,150 @@ def cores(settings, out):
     if test not in TESTS or test == "idle-10k":
         known = ", ".join(t for t in TESTS if t != "idle-10k")
         sys.exit(f"profile: unknown PROFILE_TEST {test!r}; known: {known}")
-    duration = seconds(env("PROFILE_DURATION", "10s"))
+    duration = seconds(env("PROFILE_DURATION", "6s"))
     if duration < 4:
         sys.exit("profile: PROFILE_DURATION must be at least 4s (one second either side is not sampled)")
+    rounds = int(env("PROFILE_ROUNDS", "3"))
     if not shutil.which("perf"):
         sys.exit("profile: perf is missing; bench/profile.sh installs it (Debian linux-perf)")
     work = tempfile.mkdtemp(prefix="wharf-profile-")
     os.chmod(work, 0o755)
     write(work, "report.lua", WRK_REPORT)
     processes = Processes()
-    summary = []
+    # peer -> [(outcome, shares, per-request split, top symbols)], one per round
+    measured = {}
+    drawn = {}
     try:
         _backend, running = start_peers(settings, processes, work)
-        for peer in settings.peers:
-            if peer not in running:
-                continue
-            process, http_port, https_port = running[peer]
-            port = https_port if TESTS[test][3] else http_port
-            if not port:
-                print(f"profile: {peer} has no port for {test}; skipped", file=sys.stderr)
-                continue
-            run_wrk(settings, work, port, test, settings.warmup or 1)
-            data = os.path.join(out, f"{peer}.perf.data")
-            sampler = threading.Thread(target=perf_record, args=(settings, data, 1.0, duration - 2.0))
-            sampler.start()
-            outcome = run_wrk(settings, work, port, test, duration, process.pid, settings.proxy_cpu)
-            sampler.join()
-            binary, commands = binary_name(settings, peer, process.pid)
-            found = shares(data, commands, binary)
+        peers = [peer for peer in settings.peers if peer in running]
+        for peer in peers:
+            port = running[peer][2] if TESTS[test][3] else running[peer][1]
+            if port:
+                run_wrk(settings, work, port, test, settings.warmup or 1)
+        # Rounds, the peers' order rotated, as in bench.py: the VM's speed
+        # drifts from minute to minute, and one run each would compare
+        # moments as much as proxies.
+        for round_index in range(rounds):
+            order = peers[round_index % len(peers) :] + peers[: round_index % len(peers)] if peers else []
+            for peer in order:
+                process, http_port, https_port = running[peer]
+                port = https_port if TESTS[test][3] else http_port
+                if not port:
+                    continue
+                data = os.path.join(out, f"{peer}.{round_index + 1}.perf.data")
+                sampler = threading.Thread(target=perf_record, args=(settings, data, 1.0, duration - 2.0))
+                sampler.start()
+                outcome = run_wrk(settings, work, port, test, duration, process.pid, settings.proxy_cpu)
+                sampler.join()
+                binary, commands = binary_name(settings, peer, process.pid)
+                found = shares(data, commands, binary)
+                top = {" ".join(fields): percent for percent, fields in perf_report(data, "sym") if len(fields) > 1}
+                folded = os.path.join(out, f"{peer}.{round_index + 1}.folded")
+                split = parts(folded, commands) if fold(data, folded) else {}
+                measured.setdefault(peer, []).append((outcome, found, split, top))
+                print(
+                    f"profile: round {round_index + 1} {peer}: {outcome['rps']:,.0f} req/s, "
+                    f"{outcome['cpu'] / outcome['rps'] * 1e6:.1f} µs/request",
+                    file=sys.stderr,
+                )
+        for peer in measured:
+            if merge_folded(out, peer, rounds):
+                drawn[peer] = flamegraph(
+                    os.path.join(out, f"{peer}.folded"),
+                    os.path.join(out, f"{peer}.svg"),
+                    f"{peer}, {test}: the proxy core ({rounds} runs of {duration:g}s)",
+                )
+            last = os.path.join(out, f"{peer}.{len(measured[peer])}.perf.data")
             with open(os.path.join(out, f"{peer}.txt"), "w") as f:
                 subprocess.run(
-                    ["perf", "report", "-i", data, "--no-children", "--sort", "comm,dso,sym", "--stdio", "-g", "none"],
+                    ["perf", "report", "-i", last, "--no-children", "--sort", "comm,dso,sym", "--stdio", "-g", "none"],
                     stdout=f,
                     stderr=subprocess.DEVNULL,
                     timeout=300,
                 )
-            top = [
-                (percent, " ".join(fields))
-                for percent, fields in perf_report(data, "sym")
-                if len(fields) > 1
-            ][:12]
-            drawn = flamegraph(data, os.path.join(out, f"{peer}.svg"), f"{peer}, {test}: the proxy core")
-            summary.append((peer, outcome, found, top, drawn))
-            print(f"profile: {peer} done ({outcome['rps']:,.0f} req/s)", file=sys.stderr)
     finally:
         processes.stop_all()
         shutil.rmtree(work, ignore_errors=True)
+    summarize(test, duration, rounds, measured, drawn, out)
 
-    print(f"# The proxy core under {test} ({TESTS[test][0]}), {duration:g}s per peer\n")
-    print("| | " + " | ".join(peer for peer, *_ in summary) + " |")
-    print("|---|" + "---:|" * len(summary))
+
+def merge_folded(out, peer, rounds):
+    """PEER.folded: the folded stacks of all its rounds, summed."""
+    total = {}
+    for round_index in range(rounds):
+        path = os.path.join(out, f"{peer}.{round_index + 1}.folded")
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            for line in f:
+                stack, _, weight = line.rstrip("\n").rpartition(" ")
+                if weight.isdigit():
+                    total[stack] = total.get(stack, 0) + int(weight)
+    if not total:
+        return False
+    with open(os.path.join(out, f"{peer}.folded"), "w") as f:
+        for stack, weight in sorted(total.items()):
+            f.write(f"{stack} {weight}\n")
+    return True
+
+
+def summarize(test, duration, rounds, measured, drawn, out):
+    """The table: each figure over all rounds of a peer (rates and CPU
+    summed over the runs, shares averaged)."""
+    peers = list(measured)
+
+    def per_request(runs, seconds_of):
+        """µs per request over all runs: sum of core seconds / sum of requests."""
+        requests = sum(o["requests"] for o, *_ in runs)
+        return sum(seconds_of(o, f, s) * o["requests"] / o["rps"] for o, f, s, _ in runs) / requests * 1e6
+
+    def mean(values):
+        values = list(values)
+        return sum(values) / len(values) if values else 0.0
+
+    print(f"# The proxy core under {test} ({TESTS[test][0]}), {rounds} rounds of {duration:g}s per peer\n")
+    print("| | " + " | ".join(peers) + " |")
+    print("|---|" + "---:|" * len(peers))
     rows = [
-        ("req/s", lambda o, s: f"{o['rps']:,.0f}"),
-        ("CPU µs/request", lambda o, s: f"{o['cpu'] / o['rps'] * 1e6:.1f}"),
-        ("  user", lambda o, s: f"{o['user'] / o['rps'] * 1e6:.1f}"),
-        ("  system", lambda o, s: f"{(o['cpu'] - o['user']) / o['rps'] * 1e6:.1f}"),
-        ("p99 ms", lambda o, s: "n/a" if o["p99_ms"] is None else f"{o['p99_ms']:.2f}"),
-        ("load core busy", lambda o, s: f"{o['load_core'] * 100:.0f}%"),
+        ("req/s (median of the rounds)", lambda r: f"{sorted(o['rps'] for o, *_ in r)[len(r) // 2]:,.0f}"),
+        ("CPU µs/request", lambda r: f"{per_request(r, lambda o, f, s: o['cpu']):.1f}"),
+        ("  user", lambda r: f"{per_request(r, lambda o, f, s: o['user']):.1f}"),
+        ("  system", lambda r: f"{per_request(r, lambda o, f, s: o['cpu'] - o['user']):.1f}"),
+        (
+            "p99 ms (median)",
+            lambda r: "n/a"
+            if r[0][0]["p99_ms"] is None
+            else f"{sorted(o['p99_ms'] for o, *_ in r)[len(r) // 2]:.2f}",
+        ),
+        ("load core busy", lambda r: f"{mean(o['load_core'] for o, *_ in r) * 100:.0f}%"),
     ]
     for kind in ("kernel", "own code", "libc", "vDSO", "other libraries", "idle", "other processes"):
-        rows.append((f"samples: {kind}", lambda o, s, kind=kind: f"{s[kind]:.1f}%"))
+        rows.append((f"samples: {kind}", lambda r, kind=kind: f"{mean(f[kind] for _, f, _, _ in r):.1f}%"))
+    # The core's time per request by what it did, from the call stacks: a
+    # share of the sampled core times the core's seconds per request.
+    names = [name for name, _ in PARTS] + ["user space (and interrupts taken there)", "idle", "other processes"]
+    for name in names:
+        rows.append(
+            (
+                f"core µs/request: {name}",
+                lambda r, name=name: "n/a"
+                if not all(s for _, _, s, _ in r)
+                else f"{per_request(r, lambda o, f, s: s.get(name, 0.0)):.2f}",
+            )
+        )
     for name, cell in rows:
-        print(f"| {name} | " + " | ".join(cell(o, s) for _, o, s, _, _ in summary) + " |")
-    for peer, _, _, top, drawn in summary:
+        print(f"| {name} | " + " | ".join(cell(measured[peer]) for peer in peers) + " |")
+    for peer in peers:
+        runs = measured[peer]
+        symbols = {}
+        for *_, top in runs:
+            for symbol, percent in top.items():
+                symbols[symbol] = symbols.get(symbol, 0.0) + percent / len(runs)
         print(f"\n{peer}, top symbols of the proxy core ([k] kernel, [.] user space):\n")
-        for percent, symbol in top:
+        for symbol, percent in sorted(symbols.items(), key=lambda item: -item[1])[:12]:
             print(f"    {percent:5.2f}%  {symbol}")
-        where = os.path.join(out, f"{peer}.svg") if drawn else "not drawn (inferno is missing)"
-        print(f"\n    flamegraph: {where}; full report: {os.path.join(out, peer + '.txt')}")
+        where = os.path.join(out, f"{peer}.svg") if drawn.get(peer) else "not drawn (inferno is missing)"
+        print(f"\n    flamegraph: {where}; perf's report of the last round: {os.path.join(out, peer + '.txt')}")
 
 
 def callgrind_run(settings, config, out, requests, url):

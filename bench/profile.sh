@@ -17,7 +17,8 @@ root="$(cd "$here/.." && pwd)"
 mode="${1:-cores}"
 
 missing=()
-for tool in nginx wrk; do
+# nginx is the backend; HAProxy and Caddy only when BENCH_PEERS names them.
+for tool in nginx wrk $(echo "${BENCH_PEERS:-}" | tr ',' '\n' | grep -x -e haproxy -e caddy || true); do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 command -v perf >/dev/null 2>&1 || missing+=(linux-perf)

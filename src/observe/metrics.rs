@@ -81,6 +81,7 @@ pub struct Metrics {
     pub(super) retries: Family<UpstreamLabels, Counter>,
     connections_open: Family<ListenerLabels, Gauge>,
     connections: Family<ListenerLabels, Counter>,
+    lingering: Gauge,
     reloads: Family<ResultLabels, Counter>,
     last_reload_success: Gauge<f64, AtomicU64>,
     /// Whole-process totals the status page turns into rates.
@@ -119,6 +120,7 @@ fn new() -> Metrics {
         retries: Family::default(),
         connections_open: Family::default(),
         connections: Family::default(),
+        lingering: Gauge::default(),
         reloads: Family::default(),
         last_reload_success: Gauge::default(),
         totals: Totals::default(),
@@ -171,6 +173,12 @@ impl Metrics {
             self.connections.clone(),
         );
         registry.register(
+            "wharf_connections_lingering",
+            "Client connections past their last answer, closed for writing and read \
+             until the client stops sending (lingering close)",
+            self.lingering.clone(),
+        );
+        registry.register(
             "wharf_config_reloads",
             "Config reloads, by result (success or failure)",
             self.reloads.clone(),
@@ -214,6 +222,13 @@ impl Metrics {
         gauge.inc();
         self.open_connections.fetch_add(1, Ordering::Relaxed);
         ConnectionGuard(gauge)
+    }
+
+    /// Counts a connection as lingering (`server::conn::linger`) until the
+    /// guard drops.
+    pub fn lingering_started(&self) -> LingeringGuard {
+        self.lingering.inc();
+        LingeringGuard(self.lingering.clone())
     }
 
     /// Client connections open now, over every listener.
@@ -315,6 +330,15 @@ impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.0.dec();
         global().open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Decrements the lingering gauge when the connection is closed.
+pub struct LingeringGuard(Gauge);
+
+impl Drop for LingeringGuard {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

@@ -114,3 +114,61 @@ async fn a_client_writing_its_whole_body_first_gets_the_upstreams_early_answer()
         }
     }
 }
+
+/// The `wharf_connections_lingering` gauge: 1 while a refused upload's
+/// client still holds its connection open, 0 once it has gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lingering_connection_is_counted_in_the_metrics_until_the_client_goes() {
+    let backend = echo().await;
+    let wharf = Wharf::start("max_body_size = \"1KiB\"", &proxy_to(backend, ""));
+    let gauge = |metrics: &str| {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("wharf_connections_lingering "))
+            .map(str::to_string)
+    };
+    let scrape_until = |want: &'static str| {
+        let url = format!("http://{}/metrics", wharf.admin);
+        async move {
+            let mut last = String::new();
+            for _ in 0..100 {
+                last = get(&url, &[]).await.text();
+                if gauge(&last).as_deref() == Some(want) {
+                    return Ok(last);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(last)
+        }
+    };
+    let before = scrape_until("0").await;
+    assert!(before.is_ok(), "no lingering gauge at 0: {before:?}");
+
+    let mut stream = tokio::net::TcpStream::connect(wharf.addr)
+        .await
+        .expect("connect");
+    let head = format!("POST /upload HTTP/1.1\r\nHost: app.test\r\nContent-Length: {BODY}\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream
+        .write_all(&[b'u'; 64 * 1024])
+        .await
+        .expect("the start of the body");
+    // wharf answers, shuts its side and lingers: the answer ends.
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the answer ended")
+        .expect("the answer");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text:?}");
+
+    let during = scrape_until("1").await;
+    assert!(during.is_ok(), "not counted while lingering: {during:?}");
+
+    drop(stream);
+    let after = scrape_until("0").await;
+    assert!(
+        after.is_ok(),
+        "still counted after the client left: {after:?}"
+    );
+}

@@ -17,6 +17,8 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
+use crate::observe::metrics;
+
 /// Longest a connection lingers in all (nginx: `lingering_time 30s`).
 pub const LINGERING_TIME: Duration = Duration::from_secs(30);
 /// Longest it waits for more of the client's bytes (nginx:
@@ -53,7 +55,9 @@ pub(crate) fn close(stream: TcpStream, unread: bool) {
         LINGERING.fetch_sub(1, Ordering::Relaxed);
         return;
     }
-    let counted = Counted;
+    let counted = Counted {
+        _metric: metrics::global().lingering_started(),
+    };
     runtime.spawn(async move {
         let _counted = counted;
         if let Ok(stream) = TcpStream::from_std(stream) {
@@ -62,8 +66,11 @@ pub(crate) fn close(stream: TcpStream, unread: bool) {
     });
 }
 
-/// One lingering connection, uncounted when dropped.
-struct Counted;
+/// One lingering connection, uncounted (here and in the metrics) when
+/// dropped.
+struct Counted {
+    _metric: metrics::LingeringGuard,
+}
 
 impl Drop for Counted {
     fn drop(&mut self) {

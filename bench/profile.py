@@ -43,14 +43,15 @@ from bench import TESTS, WRK_REPORT, Settings, env, run_wrk, seconds
 from configs import make_tls, wharf_configs, write
 from peers import Processes, port_free, ports, start_peers, wait_ready
 
-# How perf groups the proxy core's samples: by process name and binary.
+# The idle task's name in perf's samples: the core sitting idle.
 IDLE_COMMANDS = ("swapper",)
 
 
-def perf_record(settings, data, delay, length):
-    """Samples the whole proxy core for `length` seconds after `delay`."""
+def perf_record(settings, data, delay, length, errors):
+    """Samples the whole proxy core for `length` seconds after `delay`;
+    what perf said on failure goes to `errors`."""
     time.sleep(delay)
-    subprocess.run(
+    result = subprocess.run(
         [
             "perf",
             "record",
@@ -70,9 +71,12 @@ def perf_record(settings, data, delay, length):
             f"{length:g}",
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
         timeout=length + 60,
     )
+    if result.returncode != 0 or not os.path.exists(data):
+        errors.append(result.stderr.strip()[-500:] or f"perf record exited with {result.returncode}")
 
 
 def perf_report(data, sort):
@@ -227,10 +231,15 @@ def cores(settings, out):
                 if not port:
                     continue
                 data = os.path.join(out, f"{peer}.{round_index + 1}.perf.data")
-                sampler = threading.Thread(target=perf_record, args=(settings, data, 1.0, duration - 2.0))
+                errors = []
+                sampler = threading.Thread(
+                    target=perf_record, args=(settings, data, 1.0, duration - 2.0, errors)
+                )
                 sampler.start()
                 outcome = run_wrk(settings, work, port, test, duration, process.pid, settings.proxy_cpu)
                 sampler.join()
+                if errors:
+                    sys.exit(f"profile: perf could not sample CPU {settings.proxy_cpu}: {errors[0]}")
                 binary, commands = binary_name(settings, peer, process.pid)
                 found = shares(data, commands, binary)
                 top = {" ".join(fields): percent for percent, fields in perf_report(data, "sym") if len(fields) > 1}

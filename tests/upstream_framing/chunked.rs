@@ -59,11 +59,12 @@ async fn malformed_chunked_bodies_are_cut_short_and_the_connection_dropped() {
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
             )],
             // Nothing of it was sent yet on the fast path; the general
-            // path has handed its head on.
+            // path has handed its head on, and resets the stream before or
+            // after the head's frame has left.
             BadGateway,
             Never,
         )
-        .general(Dropped),
+        .general(Reset(200)),
         Case::new(
             "the upstream closes mid-chunk",
             vec![send(START), send(b"5\r\nwor"), pause(30), Step::Close],

@@ -64,16 +64,42 @@ pub fn site_label(hosts: &[HostPattern]) -> String {
 /// Which route a request went to: set by the site's route lookup
 /// (site.rs) through the request extensions, read when the request is
 /// recorded, including when the client leaves before the answer.
-#[derive(Clone, Default)]
-pub struct RouteSlot(Arc<OnceLock<RouteMetrics>>);
+#[derive(Clone)]
+pub struct RouteSlot(Slot);
+
+#[derive(Clone)]
+enum Slot {
+    /// Filled later through a clone (the general path, whose route is
+    /// found after the request's record is made).
+    Shared(Arc<OnceLock<RouteMetrics>>),
+    /// Known when the record is made (the fast path): no allocation.
+    Known(RouteMetrics),
+}
+
+impl Default for RouteSlot {
+    fn default() -> RouteSlot {
+        RouteSlot(Slot::Shared(Arc::default()))
+    }
+}
 
 impl RouteSlot {
+    /// A slot holding `route` from the start.
+    pub fn known(route: &RouteMetrics) -> RouteSlot {
+        RouteSlot(Slot::Known(route.clone()))
+    }
+
+    /// Records the route; the first one set (or known) stays.
     pub fn set(&self, route: &RouteMetrics) {
-        let _ = self.0.set(route.clone());
+        if let Slot::Shared(cell) = &self.0 {
+            let _ = cell.set(route.clone());
+        }
     }
 
     fn get(&self) -> Option<&RouteMetrics> {
-        self.0.get()
+        match &self.0 {
+            Slot::Shared(cell) => cell.get(),
+            Slot::Known(route) => Some(route),
+        }
     }
 }
 

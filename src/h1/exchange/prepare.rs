@@ -27,8 +27,7 @@ pub(in crate::h1) fn started(
     metrics: &metrics::RouteMetrics,
 ) -> Started {
     let snapshot = &*cx.snapshot;
-    let route = RouteSlot::default();
-    route.set(metrics);
+    let route = RouteSlot::known(metrics);
     let entry = snapshot.access.enabled().then(|| Entry {
         start,
         timestamp: SystemTime::now(),

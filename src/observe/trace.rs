@@ -104,21 +104,22 @@ impl Chosen {
 /// incoming `traceparent` (`None` when there were none or several: more
 /// than one is invalid, W3C 3.2).
 pub fn choose(request_id: Option<&HeaderValue>, traceparent: Option<&HeaderValue>) -> Chosen {
-    let (request_id, kept_request_id) = match request_id {
-        Some(value) if valid_request_id(value.as_bytes()) => (value.clone(), true),
-        _ => (new_request_id(), false),
-    };
-    let (traceparent, kept_traceparent) = match traceparent {
-        Some(value) if valid_traceparent(value.as_bytes()) => (value.clone(), true),
-        _ => (new_traceparent(), false),
+    let kept_request_id = request_id.filter(|value| valid_request_id(value.as_bytes()));
+    let kept_traceparent = traceparent.filter(|value| valid_traceparent(value.as_bytes()));
+    let (request_id, traceparent) = match (kept_request_id, kept_traceparent) {
+        (None, None) => new_pair(),
+        (request_id, traceparent) => (
+            request_id.cloned().unwrap_or_else(new_request_id),
+            traceparent.cloned().unwrap_or_else(new_traceparent),
+        ),
     };
     Chosen {
         ids: Ids {
             request_id,
             traceparent,
         },
-        kept_request_id,
-        kept_traceparent,
+        kept_request_id: kept_request_id.is_some(),
+        kept_traceparent: kept_traceparent.is_some(),
     }
 }
 
@@ -200,6 +201,25 @@ pub fn new_request_id() -> HeaderValue {
 
 /// A new sampled trace: `00-<trace id>-<span id>-01`.
 pub fn new_traceparent() -> HeaderValue {
+    to_header(&traceparent_digits())
+}
+
+/// A new request id and a new trace, for a request that came with
+/// neither (most do): one buffer shared by both values, so they take one
+/// allocation, and the clones a request makes of them none.
+fn new_pair() -> (HeaderValue, HeaderValue) {
+    let mut both = [0u8; 32 + 55];
+    both[..32].copy_from_slice(&hex32(fastrand::u128(..)));
+    both[32..].copy_from_slice(&traceparent_digits());
+    let shared = bytes::Bytes::copy_from_slice(&both);
+    (
+        shared_header(shared.slice(..32)),
+        shared_header(shared.slice(32..)),
+    )
+}
+
+/// `traceparent`'s bytes for a new sampled trace.
+fn traceparent_digits() -> [u8; 55] {
     let mut out = *b"00-################################-################-01";
     out[3..35].copy_from_slice(&hex32(nonzero_random()));
     let span = loop {
@@ -209,17 +229,21 @@ pub fn new_traceparent() -> HeaderValue {
         }
     };
     out[36..52].copy_from_slice(&hex32(u128::from(span))[16..]);
-    to_header(&out)
+    out
 }
 
 /// A header value from hex digits and dashes, which need no check.
 fn to_header(ascii: &[u8]) -> HeaderValue {
-    let bytes = bytes::Bytes::copy_from_slice(ascii);
+    shared_header(bytes::Bytes::copy_from_slice(ascii))
+}
+
+/// `to_header` for bytes already in a `Bytes`.
+fn shared_header(ascii: bytes::Bytes) -> HeaderValue {
     debug_assert!(ascii.iter().all(|b| b.is_ascii_hexdigit() || *b == b'-'));
     // SAFETY: the only requirement is valid UTF-8; every caller passes
     // ASCII hex digits and dashes (checked in debug builds, here and by
     // `from_maybe_shared_unchecked` itself).
-    unsafe { HeaderValue::from_maybe_shared_unchecked(bytes) }
+    unsafe { HeaderValue::from_maybe_shared_unchecked(ascii) }
 }
 
 #[cfg(test)]
@@ -289,6 +313,29 @@ mod tests {
         assert!(ids.traceparent.to_str().expect("ascii").ends_with("-01"));
         assert_eq!(headers[&X_REQUEST_ID], ids.request_id);
         assert_eq!(headers[&TRACEPARENT], ids.traceparent);
+    }
+
+    #[test]
+    fn ids_made_together_are_each_whole_and_new_for_every_request() {
+        let first = choose(None, None).ids;
+        let second = choose(None, None).ids;
+        for ids in [&first, &second] {
+            assert_eq!(ids.request_id.len(), 32, "{ids:?}");
+            assert!(
+                ids.request_id.as_bytes().iter().all(u8::is_ascii_hexdigit),
+                "{ids:?}"
+            );
+            assert!(valid_traceparent(ids.traceparent.as_bytes()), "{ids:?}");
+            // The request id is not a piece of the trace id beside it.
+            assert_ne!(ids.request_id.as_bytes(), ids.trace_id().as_bytes());
+        }
+        assert_ne!(first.request_id, second.request_id);
+        assert_ne!(first.traceparent, second.traceparent);
+        // A clone is the same value, and outlives the original.
+        let kept = first.request_id.clone();
+        drop(first);
+        assert_eq!(kept.len(), 32);
+        assert!(kept.as_bytes().iter().all(u8::is_ascii_hexdigit));
     }
 
     #[test]

@@ -166,12 +166,21 @@ def cpu_split_table(settings, results, goal=1.2):
 def ceiling(settings, results, ceiling_tests, goal=1.2):
     """What the L4 forwarder says about each test: the rate at which the
     load core (wrk and the backend) is full even though the proxy does no
-    HTTP work, next to nginx's rate and `goal` times it."""
+    HTTP work, next to nginx's rate and `goal` times it. When `goal` times
+    nginx's rate is more than the backend hit directly serves, with no
+    proxy at all, it says so: no proxy can reach it on this layout."""
     lines = []
     for test in ceiling_tests:
         runs = results.get((test, FORWARDER), [])
         nginx_runs = results.get((test, "nginx"), [])
         nginx = median([r["rps"] for r in nginx_runs])
+        direct = median([r["rps"] for r in results.get((test, "backend direct"), [])])
+        if direct and nginx and goal * nginx > direct:
+            lines.append(
+                f"- {test}: {goal:g}× nginx ({fmt(goal * nginx)} req/s) is more than the backend "
+                f"hit directly serves with no proxy at all ({fmt(direct)} req/s): on this core "
+                "layout no proxy can reach it."
+            )
         if not runs or not nginx:
             continue
         rps = median([r["rps"] for r in runs])
